@@ -1,0 +1,1 @@
+"""Benchmarks: size, latency and Dice parity per exported format, and training throughput."""

@@ -1,0 +1,94 @@
+"""Console entry points. Each ``main`` parses, calls the API and prints; errors that a user
+can fix (bad paths, bad data, bad weights) end in one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+
+from egeunet.data import DataError
+from egeunet.model.checkpoint import CheckpointError
+from egeunet.preprocess import ImageReadError
+
+USER_ERRORS = (DataError, CheckpointError, ImageReadError, ValueError, FileNotFoundError, PermissionError)
+
+
+def _user_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(argv=None) -> int:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        try:
+            return fn(argv) or 0
+        except USER_ERRORS as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+    return wrapper
+
+
+@_user_errors
+def train_main(argv=None) -> int:
+    from egeunet.data import resolve_data_root
+    from egeunet.train import TrainConfig, train
+
+    p = argparse.ArgumentParser(prog="egeunet-train", description="Train EGE-UNet (the paper's recipe by default).")
+    p.add_argument("--data", help="data folder (images/, masks/, splits.csv); default $EGEUNET_DATA or ../shared/data/isic2018")
+    p.add_argument("--out", default="runs/egeunet", help="output folder for checkpoints and logs (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    p.add_argument("--limit-train", type=int, help="use only the first N train images (smoke runs)")
+    p.add_argument("--limit-val", type=int, help="use only the first N val images")
+    a = p.parse_args(argv)
+    cfg = TrainConfig(data=str(resolve_data_root(a.data)), out=a.out, epochs=a.epochs, batch_size=a.batch_size,
+                      lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, seed=a.seed, resume=a.resume,
+                      limit_train=a.limit_train, limit_val=a.limit_val)
+    summary = train(cfg)
+    print(f"best val Dice {summary['best_val_dice']:.4f}; best checkpoint {summary['best']}")
+    return 0
+
+
+@_user_errors
+def eval_main(argv=None) -> int:
+    from egeunet.data import SegmentationFolder, resolve_data_root
+    from egeunet.evaluate import evaluate_arrays
+    from egeunet.metrics import METRICS
+    from egeunet.model.checkpoint import atomic_write_json, load_checkpoint
+
+    p = argparse.ArgumentParser(prog="egeunet-eval", description="Dice, IoU, accuracy, sensitivity, specificity on a split.")
+    p.add_argument("--split", default="test", help="train, val or test (default %(default)s)")
+    p.add_argument("--data", help="data folder; default $EGEUNET_DATA or ../shared/data/isic2018")
+    p.add_argument("--weights", help="a .safetensors checkpoint with its .json sidecar (default: the shipped weights)")
+    p.add_argument("--json", dest="json_out", help="write the metrics as JSON here")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--limit", type=int, help="evaluate only the first N images of the split")
+    a = p.parse_args(argv)
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    model, pre, meta = load_checkpoint(a.weights)
+    folder = SegmentationFolder(resolve_data_root(a.data))
+    split = folder.load_split(a.split, pre.size, a.limit, progress=True)
+    result = evaluate_arrays(model, split, pre)
+    result.update({"split": a.split, "data_root": str(folder.root), "threshold": pre.threshold,
+                   "weights": str(a.weights or "shipped"), "weights_sha256": meta["weights_sha256"]})
+    print(f"{'':10s}" + "".join(f"{m:>8s}" for m in METRICS))
+    for kind in ("pooled", "per_image"):
+        print(f"{kind:10s}" + "".join(f"{result[kind][m]:8.4f}" for m in METRICS))
+    print(f"{result['n_images']} {a.split} images from {folder.root}, threshold {pre.threshold}")
+    if a.json_out:
+        Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(a.json_out, result)
+    return 0

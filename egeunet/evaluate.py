@@ -1,0 +1,43 @@
+"""Evaluate a model on a split at the model's input size (the paper's protocol)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from egeunet.data import SplitArrays
+from egeunet.metrics import SegmentationMeter
+from egeunet.preprocess import Preprocessing
+
+
+def images_to_tensor(images: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """uint8 (N, H, W, 3) tensor -> normalised float32 NCHW, the torch twin of
+    :func:`egeunet.preprocess.normalize` (same arithmetic, checked by a test)."""
+    mean = torch.tensor(pre.mean, dtype=torch.float32)
+    inv_std = 1.0 / torch.tensor(pre.std, dtype=torch.float32)
+    x = (images.float() - mean) * inv_std
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+@torch.no_grad()
+def predict_probabilities(model: torch.nn.Module, images: np.ndarray, pre: Preprocessing, batch_size: int = 16) -> np.ndarray:
+    """Probabilities (N, S, S) float32 for uint8 images (N, S, S, 3) already at the input size."""
+    was_training = model.training
+    model.eval()
+    out = np.empty(images.shape[:3], np.float32)
+    try:
+        for start in range(0, len(images), batch_size):
+            x = images_to_tensor(torch.from_numpy(images[start:start + batch_size]), pre)
+            out[start:start + len(x)] = torch.sigmoid(model(x))[:, 0].numpy()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def evaluate_arrays(model: torch.nn.Module, split: SplitArrays, pre: Preprocessing, batch_size: int = 16) -> dict:
+    """``{"pooled": {...}, "per_image": {...}, "n_images": N}`` at threshold ``pre.threshold``."""
+    meter = SegmentationMeter()
+    for start in range(0, len(split), 64):
+        prob = predict_probabilities(model, split.images[start:start + 64], pre, batch_size)
+        meter.update(prob >= pre.threshold, split.masks[start:start + 64] > 0)
+    return meter.result()

@@ -1,0 +1,128 @@
+"""Checkpoints: weights as safetensors plus a JSON sidecar (config, epoch, metrics,
+normalisation, data provenance). Loading never unpickles anything.
+
+``foo.safetensors`` has its sidecar at ``foo.json``. Both are written atomically
+(temporary file, then rename) so an interrupted save never leaves a half-written pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from egeunet.model.egeunet import EGEUNet, EGEUNetConfig
+from egeunet.preprocess import Preprocessing
+
+FORMAT_VERSION = 1
+PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"
+PRETRAINED = PRETRAINED_DIR / "egeunet_isic2018.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+def sidecar_path(weights: str | os.PathLike) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}))
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weights file")
+    try:
+        return load(path.read_bytes())
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a valid safetensors file ({e})") from None
+
+
+def save_checkpoint(path: str | os.PathLike, model: EGEUNet, pre: Preprocessing, **meta) -> Path:
+    """Write ``path`` (.safetensors) and its JSON sidecar; returns the weights path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_tensors(path, model.state_dict())
+    sidecar = {
+        "format_version": FORMAT_VERSION,
+        "architecture": "EGEUNet",
+        "config": asdict(model.config),
+        "preprocessing": pre.to_dict(),
+        "weights_sha256": file_sha256(path),
+        **meta,
+    }
+    atomic_write_json(sidecar_path(path), sidecar)
+    return path
+
+
+def read_sidecar(path: str | os.PathLike) -> dict:
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise CheckpointError(f"{side}: missing JSON sidecar next to {Path(path).name} "
+                              "(it holds the model config and normalisation)")
+    try:
+        meta = json.loads(side.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{side}: not valid JSON ({e})") from None
+    for key in ("config", "preprocessing"):
+        if key not in meta:
+            raise CheckpointError(f"{side}: no {key!r} entry")
+    return meta
+
+
+def load_checkpoint(path: str | os.PathLike | None = None) -> tuple[EGEUNet, Preprocessing, dict]:
+    """(model in eval mode, its preprocessing contract, sidecar metadata). ``None`` = shipped weights."""
+    path = Path(path) if path is not None else PRETRAINED
+    meta = read_sidecar(path)
+    try:
+        config = EGEUNetConfig(**meta["config"])
+        pre = Preprocessing.from_dict(meta["preprocessing"])
+    except (TypeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{sidecar_path(path)}: bad config or preprocessing entry ({e})") from None
+    model = EGEUNet(config)
+    state = load_tensors(path)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        first = str(e).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{path}: weights do not fit the config in {sidecar_path(path).name} ({first})") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not fit the config in {sidecar_path(path).name} "
+                              f"(missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: {unexpected[:3]})")
+    meta["weights_sha256"] = file_sha256(path)
+    return model.eval(), pre, meta

@@ -1,0 +1,138 @@
+"""The one preprocessing contract, shared by training, evaluation, every runtime and the
+Android demo (which mirrors these functions in Kotlin and is checked against golden vectors).
+
+Image in:  any decodable file -> RGB uint8 (EXIF orientation applied; grey, RGBA, palette
+           and 16-bit images converted) -> resized to ``size`` x ``size`` with Pillow's
+           BILINEAR filter (a triangle filter that widens with the scale factor, i.e.
+           antialiased when shrinking; aspect ratio is *not* kept: the whole field of view is
+           squeezed, as in the EGE-UNet protocol) -> ``(pixel - mean) / std`` per channel,
+           mean and std in 0..255 units, computed on the training split and stored with the
+           weights.
+Mask out:  the model's ``size`` x ``size`` probability map is resized to the original
+           image size with the same BILINEAR filter (on float32, no rounding) and
+           thresholded: lesion where probability >= ``threshold``.
+
+Unlike the official EGE-UNet code there is no per-image min-max scaling: a fixed affine
+normalisation is what mobile runtimes (TFLite metadata, Core ML ImageType) can express,
+and it lets an int8 model take raw uint8 pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    size: int = 256
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    threshold: float = 0.5  # on probabilities; equivalently logits >= logit(threshold)
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError(f"mean and std need 3 values (R, G, B), got {self.mean} and {self.std}")
+        if min(self.std) <= 0:
+            raise ValueError(f"std must be positive, got {self.std}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must lie strictly between 0 and 1, got {self.threshold}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["resize"] = "PIL.Image.BILINEAR, aspect ratio not kept"
+        d["layout"] = "RGB"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        return cls(
+            size=int(d["size"]),
+            mean=tuple(float(v) for v in d["mean"]),
+            std=tuple(float(v) for v in d["std"]),
+            threshold=float(d.get("threshold", 0.5)),
+        )
+
+
+class ImageReadError(ValueError):
+    """A file that is not a readable image; the message names the file."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode any image file to an RGB uint8 array (H, W, 3), EXIF orientation applied."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            return to_rgb_uint8(im)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+
+
+def to_rgb_uint8(im: Image.Image) -> np.ndarray:
+    """RGB uint8 from any Pillow mode: 16-bit and float greys are scaled down, not clipped;
+    transparent pixels of RGBA / LA / palette images are composited on black."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        grey = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        top = 1.0 if a.max() <= 1.0 else 255.0
+        grey = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        black = Image.new("RGBA", im.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(black, im)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> (size, size, 3) with Pillow BILINEAR."""
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+def resize_mask_nearest(mask: np.ndarray, size: int) -> np.ndarray:
+    """Ground-truth masks are resized with NEAREST so they stay binary."""
+    if mask.shape[:2] == (size, size):
+        return mask
+    return np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
+
+
+def normalize(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """uint8 (..., 3) -> float32 (..., 3), ``(x - mean) / std`` per channel."""
+    mean = np.asarray(pre.mean, dtype=np.float32)
+    inv_std = 1.0 / np.asarray(pre.std, dtype=np.float32)
+    return (image.astype(np.float32) - mean) * inv_std
+
+
+def to_model_input(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """RGB uint8 image of any size -> float32 NCHW (1, 3, size, size) ready for the network."""
+    x = normalize(resize_image(image, pre.size), pre)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def probabilities_to_mask(prob: np.ndarray, original_hw: tuple[int, int], pre: Preprocessing) -> np.ndarray:
+    """(size, size) probabilities -> boolean mask at the original (H, W)."""
+    prob = np.asarray(prob, dtype=np.float32)
+    if prob.ndim != 2:
+        raise ValueError(f"expected a 2-D probability map, got shape {prob.shape}")
+    h, w = original_hw
+    if prob.shape != (h, w):
+        prob = np.asarray(Image.fromarray(prob).resize((w, h), Image.BILINEAR), dtype=np.float32)
+    return prob >= pre.threshold
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float32)))

@@ -1,0 +1,276 @@
+"""Training with the paper's recipe: AdamW (lr 1e-3, weight decay 1e-2), cosine schedule,
+batch 8, BCE + Dice on the final map plus deep supervision (weights 0.1..0.5, coarse to
+fine), random horizontal / vertical flips and a rotation drawn per sample.
+
+Changes from the official code, and why:
+- the rotation angle is drawn for every sample (the official transform draws it once per
+  run, so every image was rotated by the same angle);
+- fixed mean/std normalisation from the training split instead of per-image min-max;
+- the cosine schedule runs over the whole run, stepped per batch (the official one restarts
+  every 50 epochs);
+- augmentation runs on whole batches in torch (no per-sample PIL work), on images decoded
+  once into memory;
+- the best checkpoint is chosen on the val split, never on test.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from egeunet.data import SegmentationFolder, channel_stats
+from egeunet.evaluate import evaluate_arrays, images_to_tensor
+from egeunet.model.checkpoint import (
+    CheckpointError,
+    atomic_write_bytes,
+    atomic_write_json,
+    load_tensors,
+    read_sidecar,
+    save_checkpoint,
+    save_tensors,
+)
+from egeunet.model.egeunet import EGEUNet, EGEUNetConfig
+from egeunet.preprocess import Preprocessing
+
+log = logging.getLogger(__name__)
+
+DEEP_SUPERVISION_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5)  # coarse (1/32) to fine (1/2), as in the paper
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str = "runs/egeunet"
+    epochs: int = 300
+    batch_size: int = 8
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 1e-2
+    threads: int | None = None
+    seed: int = 42
+    resume: bool = False
+    size: int = 256
+    limit_train: int | None = None  # use only the first N train images (tests, smoke runs)
+    limit_val: int | None = None
+    progress: bool = True
+
+
+def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """BCE + (1 - soft Dice), Dice per sample then averaged (the official BceDiceLoss)."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits).flatten(1)
+    t = target.flatten(1)
+    dice = (2 * (prob * t).sum(1) + smooth) / (prob.sum(1) + t.sum(1) + smooth)
+    return bce + (1 - dice).mean()
+
+
+def deep_supervision_loss(outputs, target: torch.Tensor) -> torch.Tensor:
+    """Loss of the final map plus the weighted loss of each deep-supervision map."""
+    if isinstance(outputs, torch.Tensor):
+        return bce_dice_loss(outputs, target)
+    aux, final = outputs
+    loss = bce_dice_loss(final, target)
+    for w, a in zip(DEEP_SUPERVISION_WEIGHTS, aux):
+        loss = loss + w * bce_dice_loss(a, target)
+    return loss
+
+
+def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample random flips (p=0.5 each) and rotation (p=0.5, angle uniform in [0, 360)).
+
+    ``x``: normalised float (B, 3, H, W); ``y``: float mask (B, 1, H, W). Rotated-in corners
+    are 0 in normalised space (the training mean colour) and background in the mask.
+    """
+    b = x.shape[0]
+    hflip = torch.rand(b, generator=gen) < 0.5
+    vflip = torch.rand(b, generator=gen) < 0.5
+    rotate = torch.rand(b, generator=gen) < 0.5
+    angle = torch.rand(b, generator=gen) * (2 * math.pi) * rotate
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    sx = torch.where(hflip, -1.0, 1.0)
+    sy = torch.where(vflip, -1.0, 1.0)
+    # theta maps output coords to input coords: rotation composed with the flips
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * sx, -sin * sy
+    theta[:, 1, 0], theta[:, 1, 1] = sin * sx, cos * sy
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    y = F.grid_sample(y, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return x, y
+
+
+def cosine_lr(step: int, total: int, lr: float, min_lr: float) -> float:
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def _save_train_state(path: Path, optimizer: torch.optim.Optimizer, epoch: int, best: float) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    for idx, st in optimizer.state_dict()["state"].items():
+        for k, v in st.items():
+            tensors[f"{idx}.{k}"] = torch.as_tensor(v)
+    tensors["_epoch"] = torch.tensor(epoch)
+    tensors["_best"] = torch.tensor(best, dtype=torch.float64)
+    save_tensors(path, tensors)
+
+
+def _load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+    tensors = load_tensors(path)
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        if key.startswith("_"):
+            continue
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    sd = optimizer.state_dict()
+    sd["state"] = state
+    optimizer.load_state_dict(sd)
+    return int(tensors["_epoch"]), float(tensors["_best"])
+
+
+def _plot_curves(log_rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [r["epoch"] for r in log_rows]
+    fig, ax1 = plt.subplots(figsize=(7, 4))
+    ax1.plot(ep, [r["train_loss"] for r in log_rows], color="tab:red", label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("train loss (BCE+Dice, deep supervision)", color="tab:red")
+    ax2 = ax1.twinx()
+    ax2.plot(ep, [r["val_dice"] for r in log_rows], color="tab:blue", label="val Dice (pooled)")
+    ax2.set_ylabel("val Dice (pooled)", color="tab:blue")
+    fig.suptitle("EGE-UNet training on ISIC 2018")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train, validating on the val split every epoch; returns a summary dict."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise ValueError(f"epochs and batch size must be >= 1 (got {cfg.epochs}, {cfg.batch_size})")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, state_path = out / "last.safetensors", out / "best.safetensors", out / "last.state.safetensors"
+    log_csv = out / "log.csv"
+
+    folder = SegmentationFolder(cfg.data)
+    train_split = folder.load_split("train", cfg.size, cfg.limit_train, progress=cfg.progress)
+    val_split = folder.load_split("val", cfg.size, cfg.limit_val, progress=cfg.progress)
+    if len(train_split) == 0 or len(val_split) == 0:
+        raise ValueError(f"{cfg.data}: the train and val splits must not be empty")
+
+    torch.manual_seed(cfg.seed)
+    # channels_last: ~1.3x faster training steps on CPU, same mathematics
+    model = EGEUNet(EGEUNetConfig()).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start_epoch, best_dice, log_rows = 0, -1.0, []
+    if cfg.resume:
+        if not (last_path.is_file() and state_path.is_file()):
+            raise CheckpointError(f"{out}: nothing to resume (no last.safetensors / last.state.safetensors)")
+        meta = read_sidecar(last_path)
+        pre = Preprocessing.from_dict(meta["preprocessing"])
+        model.load_state_dict(load_tensors(last_path))
+        start_epoch, best_dice = _load_train_state(state_path, optimizer)
+        if log_csv.is_file():
+            with open(log_csv, newline="") as f:
+                log_rows = [{k: float(v) if k != "epoch" else int(v) for k, v in r.items()} for r in csv.DictReader(f)]
+            log_rows = [r for r in log_rows if r["epoch"] <= start_epoch]
+        log.info("[train] resuming after epoch %d (best val Dice %.4f)", start_epoch, best_dice)
+    else:
+        mean, std = channel_stats(train_split.images)
+        pre = Preprocessing(size=cfg.size, mean=mean, std=std)
+    provenance = {"data_root": str(Path(cfg.data).resolve()), "data_fingerprint": folder.fingerprint(),
+                  "n_train": len(train_split), "n_val": len(val_split)}
+
+    images = torch.from_numpy(train_split.images)
+    masks = torch.from_numpy(train_split.masks)
+    steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    gen = torch.Generator()
+    summary: dict = {}
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        # Seeding per epoch makes a resumed run draw the same batches as an uninterrupted one.
+        gen.manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.randperm(len(train_split), generator=gen)
+        model.train()
+        t0 = time.perf_counter()
+        running, seen = 0.0, 0
+        bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", cfg.progress)
+        for b in range(steps_per_epoch):
+            step = (epoch - 1) * steps_per_epoch + b
+            for g in optimizer.param_groups:
+                g["lr"] = cosine_lr(step, total_steps, cfg.lr, cfg.min_lr)
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x = images_to_tensor(images[idx], pre)
+            y = masks[idx].float()[:, None]
+            x, y = augment(x, y, gen)
+            x = x.contiguous(memory_format=torch.channels_last)
+            loss = deep_supervision_loss(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.item() * len(idx)
+            seen += len(idx)
+            if bar is not None:
+                bar.set_postfix(loss=f"{running / seen:.4f}", best_val_dice=f"{max(best_dice, 0):.4f}")
+                bar.update(1)
+        train_loss = running / seen
+        metrics = evaluate_arrays(model, val_split, pre)
+        val_dice = metrics["pooled"]["dice"]
+        seconds = time.perf_counter() - t0
+        if bar is not None:
+            bar.set_postfix(loss=f"{train_loss:.4f}", val_dice=f"{val_dice:.4f}")
+            bar.close()
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
+               "val_dice": val_dice, "val_iou": metrics["pooled"]["iou"], "seconds": seconds,
+               "train_img_per_s": seen / seconds}
+        log_rows.append(row)
+        meta = {"epoch": epoch, "val": metrics, "train_config": asdict(cfg), "data": provenance,
+                "torch_version": torch.__version__}
+        if val_dice > best_dice:
+            best_dice = val_dice
+            save_checkpoint(best_path, model, pre, **meta)
+        save_checkpoint(last_path, model, pre, **meta)
+        _save_train_state(state_path, optimizer, epoch, best_dice)
+        _write_log(log_csv, log_rows)
+        _plot_curves(log_rows, out / "curves.png")
+        log.info("[train] epoch %d loss %.4f val dice %.4f (best %.4f) %.0fs", epoch, train_loss, val_dice, best_dice, seconds)
+        summary = {"epoch": epoch, "train_loss": train_loss, "val_dice": val_dice, "best_val_dice": best_dice}
+    summary.update({"best": str(best_path), "last": str(last_path), "log": str(log_csv)})
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True)
+
+
+__all__ = ["TrainConfig", "train", "bce_dice_loss", "deep_supervision_loss", "augment", "cosine_lr"]

@@ -1,0 +1,36 @@
+"""Shared fixtures. Tests that need the licensed data find it in ../shared/data (or
+$EGEUNET_DATA for ISIC); where it is absent they skip with the reason, except under
+EGEUNET_REQUIRE_DATA=1 (set by .ci/run), where a missing data folder is a failure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _data_dir(name: str, env: str | None = None) -> Path:
+    cands = [Path(os.environ[env])] if env and os.environ.get(env) else []
+    cands.append(SHARED_DATA / name)
+    for c in cands:
+        if (c / "splits.csv").is_file():
+            return c
+    reason = (f"{name} data not found (looked in {', '.join(map(str, cands))}); it is licensed and not "
+              f"in the repository: put it at ../shared/data/{name}" + (f" or set ${env}" if env else ""))
+    if os.environ.get("EGEUNET_REQUIRE_DATA") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def isic_root() -> Path:
+    return _data_dir("isic2018", "EGEUNET_DATA")
+
+
+@pytest.fixture(scope="session")
+def kvasir_root() -> Path:
+    return _data_dir("kvasir-seg")
