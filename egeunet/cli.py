@@ -48,11 +48,13 @@ def train_main(argv=None) -> int:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    p.add_argument("--stop-after-epoch", type=int, metavar="N",
+                   help="stop after epoch N (the cosine schedule still spans --epochs); continue later with --resume")
     p.add_argument("--limit-train", type=int, help="use only the first N train images (smoke runs)")
     p.add_argument("--limit-val", type=int, help="use only the first N val images")
     a = p.parse_args(argv)
     cfg = TrainConfig(data=str(resolve_data_root(a.data)), out=a.out, epochs=a.epochs, batch_size=a.batch_size,
-                      lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, seed=a.seed, resume=a.resume,
+                      lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, seed=a.seed, resume=a.resume, stop_after_epoch=a.stop_after_epoch,
                       limit_train=a.limit_train, limit_val=a.limit_val)
     summary = train(cfg)
     print(f"best val Dice {summary['best_val_dice']:.4f}; best checkpoint {summary['best']}")
@@ -78,8 +80,8 @@ def eval_main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(a.threads)
-    model, pre, meta = load_checkpoint(a.weights)
     folder = SegmentationFolder(resolve_data_root(a.data))
+    model, pre, meta = load_checkpoint(a.weights)
     split = folder.load_split(a.split, pre.size, a.limit, progress=True)
     result = evaluate_arrays(model, split, pre)
     result.update({"split": a.split, "data_root": str(folder.root), "threshold": pre.threshold,

@@ -59,6 +59,7 @@ class TrainConfig:
     seed: int = 42
     resume: bool = False
     size: int = 256
+    stop_after_epoch: int | None = None  # end this invocation early; the schedule still spans `epochs`
     limit_train: int | None = None  # use only the first N train images (tests, smoke runs)
     limit_val: int | None = None
     progress: bool = True
@@ -204,7 +205,8 @@ def train(cfg: TrainConfig) -> dict:
     total_steps = steps_per_epoch * cfg.epochs
     gen = torch.Generator()
     summary: dict = {}
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+    last_epoch = min(cfg.epochs, cfg.stop_after_epoch or cfg.epochs)
+    for epoch in range(start_epoch + 1, last_epoch + 1):
         # Seeding per epoch makes a resumed run draw the same batches as an uninterrupted one.
         gen.manual_seed(cfg.seed * 100_003 + epoch)
         order = torch.randperm(len(train_split), generator=gen)

@@ -1,0 +1,47 @@
+import json
+
+import pytest
+import torch
+
+from egeunet.model import egeunet
+from egeunet.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, sidecar_path
+from egeunet.preprocess import Preprocessing
+
+PRE = Preprocessing(mean=(180.0, 150.0, 140.0), std=(40.0, 45.0, 50.0))
+
+
+def test_round_trip_restores_weights_config_and_preprocessing(tmp_path):
+    torch.manual_seed(0)
+    m = egeunet()
+    path = save_checkpoint(tmp_path / "w.safetensors", m, PRE, epoch=3)
+    loaded, pre, meta = load_checkpoint(path)
+    assert pre == PRE and meta["epoch"] == 3 and len(meta["weights_sha256"]) == 64
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(loaded(x), m.eval()(x), rtol=0, atol=0)
+    assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporaries
+
+
+def test_corrupt_missing_and_mismatched_checkpoints_fail_clearly(tmp_path):
+    with pytest.raises(CheckpointError, match="missing JSON sidecar"):
+        load_checkpoint(tmp_path / "absent.safetensors")
+
+    path = save_checkpoint(tmp_path / "w.safetensors", egeunet(), PRE)
+    path.write_bytes(b"\x00" * 20)
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        load_checkpoint(path)
+
+    path = save_checkpoint(tmp_path / "w.safetensors", egeunet(), PRE)
+    meta = json.loads(sidecar_path(path).read_text())
+    meta["config"]["widths"] = [8, 16, 24, 32, 48, 96]
+    sidecar_path(path).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not fit the config"):
+        load_checkpoint(path)
+
+
+def test_pickled_file_is_refused_not_executed(tmp_path):
+    path = tmp_path / "evil.safetensors"
+    torch.save({"x": torch.zeros(1)}, path)  # a pickle, as torch.save writes
+    save_checkpoint(tmp_path / "ok.safetensors", egeunet(), PRE)
+    sidecar_path(path).write_text(sidecar_path(tmp_path / "ok.safetensors").read_text())
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        load_checkpoint(path)

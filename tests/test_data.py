@@ -1,0 +1,97 @@
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from egeunet.data import DataError, SegmentationFolder, channel_stats, resolve_data_root
+
+
+def test_isic2018_splits_and_arrays(isic_root):
+    folder = SegmentationFolder(isic_root)
+    assert {k: len(v) for k, v in folder.splits.items()} == {"train": 1634, "val": 182, "test": 778}
+    arr = folder.load_split("val", 256, limit=6)
+    assert arr.images.shape == (6, 256, 256, 3) and arr.images.dtype == np.uint8
+    assert arr.masks.shape == (6, 256, 256) and set(np.unique(arr.masks)) <= {0, 1}
+    assert all(m.any() for m in arr.masks)  # the data README: no empty mask
+
+
+def test_kvasir_reads_through_the_same_reader(kvasir_root):
+    folder = SegmentationFolder(kvasir_root)
+    assert {k: len(v) for k, v in folder.splits.items()} == {"train": 800, "val": 100, "test": 100}
+    arr = folder.load_split("test", 128, limit=3)  # another size goes through the contract
+    assert arr.images.shape == (3, 128, 128, 3)
+
+
+def test_channel_stats_match_numpy():
+    rng = np.random.default_rng(1)
+    imgs = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    mean, std = channel_stats(imgs)
+    np.testing.assert_allclose(mean, imgs.reshape(-1, 3).mean(0), atol=1e-3)
+    np.testing.assert_allclose(std, imgs.reshape(-1, 3).std(0), atol=1e-3)
+
+
+@pytest.fixture()
+def small_copy(isic_root, tmp_path):
+    """A writable three-image copy of real ISIC pairs, to break on purpose."""
+    root = tmp_path / "isic"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    ids = SegmentationFolder(isic_root).ids("train")[:3]
+    for i in ids:
+        shutil.copy(isic_root / "images" / f"{i}.jpg", root / "images")
+        shutil.copy(isic_root / "masks" / f"{i}.png", root / "masks")
+    (root / "splits.csv").write_text("id,split\n" + "".join(f"{i},train\n" for i in ids))
+    return root, ids
+
+
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        SegmentationFolder(tmp_path / "nowhere")
+    (tmp_path / "images").mkdir()
+    with pytest.raises(DataError, match="masks: missing folder"):
+        SegmentationFolder(tmp_path)
+
+
+def test_image_without_mask_is_named(small_copy):
+    root, ids = small_copy
+    (root / "masks" / f"{ids[1]}.png").unlink()
+    with pytest.raises(DataError, match=f"no mask for image {ids[1]}.jpg"):
+        SegmentationFolder(root).load_split("train")
+
+
+def test_mask_of_another_size_is_named(small_copy):
+    root, ids = small_copy
+    Image.new("L", (100, 80)).save(root / "masks" / f"{ids[0]}.png")
+    with pytest.raises(DataError, match=rf"{ids[0]}.png: mask is 100x80 but its image {ids[0]}.jpg is 256x256"):
+        SegmentationFolder(root).load_split("train")
+
+
+def test_unreadable_image_is_named(small_copy):
+    root, ids = small_copy
+    (root / "images" / f"{ids[2]}.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(DataError, match=f"{ids[2]}.jpg: not a readable image"):
+        SegmentationFolder(root).load_split("train")
+
+
+def test_unknown_split_lists_the_known_ones(small_copy):
+    root, _ = small_copy
+    with pytest.raises(DataError, match="no split 'test' .has: train"):
+        SegmentationFolder(root).ids("test")
+
+
+def test_env_var_and_flag_resolution(tmp_path, monkeypatch):
+    monkeypatch.setenv("EGEUNET_DATA", str(tmp_path))
+    assert resolve_data_root() == tmp_path
+    with pytest.raises(DataError, match="does not exist"):
+        resolve_data_root(tmp_path / "missing")
+
+
+def test_cli_reports_bad_data_in_one_line_without_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "egeunet", "eval", "--data", str(tmp_path / "nope")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "nope" in r.stderr
