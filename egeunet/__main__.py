@@ -4,7 +4,7 @@ import sys
 
 from egeunet import cli
 
-COMMANDS = {"train": cli.train_main, "eval": cli.eval_main}
+COMMANDS = {"train": cli.train_main, "eval": cli.eval_main, "export": cli.export_main}
 
 
 def main() -> int:

@@ -94,3 +94,39 @@ def eval_main(argv=None) -> int:
         Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(a.json_out, result)
     return 0
+
+
+@_user_errors
+def export_main(argv=None) -> int:
+    from egeunet.export import ExportError, export
+    from egeunet.export.api import DEFAULT_NUM_CALIB, DEFAULT_NUM_VERIFY
+    from egeunet.export.common import TARGETS
+
+    p = argparse.ArgumentParser(prog="egeunet-export", description="Export EGE-UNet to ONNX, TFLite or Core ML, "
+                                "verified against PyTorch, with a manifest.json beside the artifact.")
+    p.add_argument("--target", required=True, choices=TARGETS)
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--int8", action="store_true", help="full-integer int8 (tflite, uint8 pixel input) or "
+                      "per-channel int8 weights (coreml)")
+    prec.add_argument("--fp16", action="store_true", help="float16 weights (tflite; Core ML is fp16 by default)")
+    p.add_argument("--weights", help="checkpoint .safetensors with its .json sidecar (default: the shipped weights)")
+    p.add_argument("--calib", help="folder of images for int8 calibration (default: a sample of the train split)")
+    p.add_argument("--num-calib", type=int, default=DEFAULT_NUM_CALIB, help="calibration images (default %(default)s)")
+    p.add_argument("--num-verify", type=int, default=DEFAULT_NUM_VERIFY, help="parity images (default %(default)s)")
+    p.add_argument("--data", help="data root for calibration/parity images (default $EGEUNET_DATA or ../shared/data/isic2018)")
+    p.add_argument("--min-iou", type=float, help="parity gate: minimum mask IoU vs PyTorch fp32 (default per format)")
+    p.add_argument("--output", choices=("logits", "probs"), default="logits", help="model output (default %(default)s)")
+    p.add_argument("--out", help="output folder (default exports/TARGET-PRECISION)")
+    a = p.parse_args(argv)
+    if a.target == "onnx" and (a.int8 or a.fp16):
+        raise ValueError("--target onnx is the fp32 hub; --int8/--fp16 apply to tflite and coreml")
+    precision = "int8" if a.int8 else "fp16" if a.fp16 or a.target == "coreml" else "fp32"
+    try:
+        r = export(a.target, precision, weights=a.weights, out=a.out, calib=a.calib, num_calib=a.num_calib,
+                   data=a.data, num_verify=a.num_verify, min_iou=a.min_iou, output=a.output)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(r.summary())
+    print(f"manifest: {r.manifest_path}")
+    return 0

@@ -1,6 +1,10 @@
-"""Export: torch -> ONNX (the hub) -> TFLite fp32/fp16/int8, torch -> Core ML.
+"""Export: torch -> ONNX (the hub) -> TFLite fp32/fp16/int8; torch -> Core ML.
 
-Not built yet (issue "Export"): the exporters will read the model, its weights and the
-preprocessing contract (:mod:`egeunet.preprocess`) from a checkpoint via
-:func:`egeunet.model.checkpoint.load_checkpoint` and write a manifest beside every artifact.
+``export(target, precision, ...)`` is the one entry point (``egeunet-export`` is a thin CLI
+over it); every artifact is verified against PyTorch fp32 and gets a ``manifest.json``.
 """
+
+from egeunet.export.api import export
+from egeunet.export.common import FORMATS, ExportError, ExportResult, Format, ParityError, find_format
+
+__all__ = ["export", "FORMATS", "ExportError", "ExportResult", "Format", "ParityError", "find_format"]

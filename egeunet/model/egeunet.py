@@ -105,9 +105,9 @@ class GHPA(nn.Module):
         xy = self.conv_xy(_resize_like(self.params_xy, (h, w)))  # 1, c, h, w
         # (C, H) plane, broadcast over W; the 1x1xCx8 parameter is resized to C x H and each
         # channel row is convolved along H (Conv1d with batch 1, channels c).
-        zx = self.conv_zx(_resize_like(self.params_zx, (c, h)).squeeze(0))  # 1, c, h
+        zx = self.conv_zx(_resize_like(self.params_zx, (c, h))[0])  # 1, c, h
         # (C, W) plane, broadcast over H.
-        zy = self.conv_zy(_resize_like(self.params_zy, (c, w)).squeeze(0))  # 1, c, w
+        zy = self.conv_zy(_resize_like(self.params_zy, (c, w))[0])  # 1, c, w
         return xy, zx[:, :, :, None], zy[:, :, None, :]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

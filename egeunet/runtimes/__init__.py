@@ -1,2 +1,44 @@
-"""Runtimes: one small interface (load a model file, ``predict(image)``), one module per
-back end (PyTorch, ONNX Runtime, LiteRT, Core ML). Not built yet (issue "Runtimes")."""
+"""Runtimes: one small interface (:class:`Runtime`: ``predict(image)``, ``spec``), one module
+per back end. :func:`open_runtime` picks the back end from the file's extension."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from egeunet.runtimes.base import IOSpec, Runtime, read_manifest
+
+BY_SUFFIX = {".safetensors": "torch", ".onnx": "onnxruntime", ".tflite": "litert", ".mlpackage": "coreml"}
+
+
+def open_runtime(path: str | Path | None = None, runtime: str | None = None, threads: int | None = None,
+                 manifest: dict | None = None) -> Runtime:
+    """Open a model file. ``path=None`` is the shipped PyTorch weights."""
+    if path is None:
+        runtime = runtime or "torch"
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise ValueError(f"{path}: no such model file")
+        runtime = runtime or BY_SUFFIX.get(path.suffix)
+        if runtime is None:
+            raise ValueError(f"{path}: unknown model type {path.suffix!r}; expected one of {', '.join(BY_SUFFIX)}")
+    if runtime == "torch":
+        from egeunet.runtimes.torch_runtime import TorchRuntime
+
+        return TorchRuntime(path, threads)
+    if runtime == "onnxruntime":
+        from egeunet.runtimes.onnx_runtime import OnnxRuntime
+
+        return OnnxRuntime(path, threads, manifest)
+    if runtime == "litert":
+        from egeunet.runtimes.litert_runtime import LiteRTRuntime
+
+        return LiteRTRuntime(path, threads, manifest)
+    if runtime == "coreml":
+        from egeunet.runtimes.coreml_runtime import CoreMLRuntime
+
+        return CoreMLRuntime(path, manifest)
+    raise ValueError(f"unknown runtime {runtime!r}: choose torch, onnxruntime, litert or coreml")
+
+
+__all__ = ["IOSpec", "Runtime", "open_runtime", "read_manifest"]

@@ -1,0 +1,128 @@
+"""``export()``: one entry point, one exporter per target, one uniform result.
+
+Each export stages its artifact in a scratch folder inside ``out``, runs it (where its
+runtime exists on this machine) against PyTorch fp32 on held-out images, and only when
+parity holds moves the artifact and its ``manifest.json`` into ``out``. A failed check
+leaves ``out`` as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from egeunet.export.common import (
+    ExportError,
+    ExportResult,
+    Format,
+    ParityError,
+    Timer,
+    check_writable_dir,
+    find_format,
+    publish,
+    staging_dir,
+)
+from egeunet.export.manifest import build_manifest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NUM_CALIB = 200
+DEFAULT_NUM_VERIFY = 64
+
+
+def default_out(fmt: Format) -> Path:
+    return Path("exports") / fmt.key
+
+
+def artifact_name(fmt: Format) -> str:
+    return f"egeunet_{fmt.precision}{fmt.suffix}"
+
+
+def export(target: str, precision: str = "fp32", *, weights: str | Path | None = None, out: str | Path | None = None,
+           calib: str | Path | None = None, num_calib: int = DEFAULT_NUM_CALIB, data: str | Path | None = None,
+           num_verify: int = DEFAULT_NUM_VERIFY, min_iou: float | None = None, output: str | None = None) -> ExportResult:
+    """Export the model in ``weights`` (default: the shipped weights) to ``target``.
+
+    Args:
+        target: "onnx", "tflite" or "coreml".
+        precision: "fp32" (onnx, tflite), "fp16" (tflite, coreml) or "int8" (tflite, coreml).
+        calib: folder of images for int8 calibration (default: train split, else synthetic).
+        data: data root for calibration and parity images (default: --data / $EGEUNET_DATA / ../shared).
+        min_iou: parity gate on mask IoU vs PyTorch fp32 (default per format).
+        output: "logits" or "probs" (default: logits; see docs/export.md for why).
+    Returns:
+        ExportResult with the artifact path, size, time and parity.
+    Raises:
+        ValueError for bad arguments, ExportError when the export or its parity check fails.
+    """
+    from egeunet.data import resolve_data_root
+    from egeunet.model.checkpoint import load_checkpoint
+
+    fmt = find_format(target, precision)
+    if num_calib < 1 or num_verify < 1:
+        raise ValueError(f"--num-calib and the number of parity images must be >= 1 (got {num_calib}, {num_verify})")
+    output = output or "logits"
+    if output not in ("logits", "probs"):
+        raise ValueError(f"output must be 'logits' or 'probs', not {output!r}")
+    model, pre, meta = load_checkpoint(weights)
+    out = check_writable_dir(Path(out) if out else default_out(fmt))
+    data_root = resolve_data_root(data, required=False)
+
+    from egeunet.export import calibration, verify
+
+    images, source = calibration.parity_images(num_verify, pre.size, data_root)
+    ref = verify.reference_logits(model, images, pre)
+    with Timer() as t, staging_dir(out) as stage:
+        artifact = stage / artifact_name(fmt)
+        if fmt.target == "onnx":
+            from egeunet.export.onnx_export import onnx_io_spec, torch_to_onnx
+
+            extra = {"graph": torch_to_onnx(model, pre.size, artifact, output)}
+            io = onnx_io_spec(pre.size, output)
+        elif fmt.target == "tflite":
+            from egeunet.export.tflite_export import onnx_to_tflite
+
+            calib_images, calib_source = (calibration.calibration_images(calib, num_calib, pre.size, data_root)
+                                          if fmt.precision == "int8" else (None, None))
+            io, extra = onnx_to_tflite(model, pre, artifact, fmt.precision, output, calib_images, stage)
+            if calib_source:
+                extra["calibration"] = {"images": calib_source, "n_images": int(len(calib_images))}
+        else:
+            from egeunet.export.coreml_export import torch_to_coreml
+
+            io, extra = torch_to_coreml(model, pre, artifact, fmt.precision, output)
+        parity = _verify(fmt, artifact, io, pre, images, ref, source, min_iou)
+        manifest = build_manifest(fmt, artifact, io, pre, meta["weights_sha256"], parity, **extra)
+        final, man = publish(artifact, manifest, out)
+    result = ExportResult(fmt, final, man, manifest["bytes"], t.seconds, parity)
+    log.info("[%s] %s", fmt.target, result.summary())
+    return result
+
+
+def _verify(fmt: Format, artifact: Path, io, pre, images, ref, source: str, min_iou: float | None) -> dict:
+    from egeunet.export.verify import check_parity
+    from egeunet.runtimes import open_runtime
+
+    if not fmt.runtime:
+        return {"max_abs": None, "iou": None, "dice": None, "n_images": 0,
+                "skipped": f"{fmt.target} prediction needs macOS; parity not checked on this machine"}
+    manifest = {"preprocessing": pre.to_dict(), "io": io.to_dict()}
+    try:
+        rt = open_runtime(artifact, runtime=fmt.runtime, manifest=manifest)
+    except ImportError as e:
+        return {"max_abs": None, "iou": None, "dice": None, "n_images": 0, "skipped": str(e)}
+    parity = check_parity(rt, images, ref, source)
+    gate_iou = fmt.min_iou if min_iou is None else min_iou
+    parity["gate"] = {"min_iou": gate_iou, "max_abs_prob": fmt.max_abs}
+    problems = []
+    if parity["iou"] < gate_iou:
+        problems.append(f"mask IoU {parity['iou']:.4f} < {gate_iou}")
+    if fmt.max_abs is not None and parity["max_abs_prob"] > fmt.max_abs:
+        problems.append(f"max |probability diff| {parity['max_abs_prob']:.2e} > {fmt.max_abs:.0e}")
+    if problems:
+        raise ParityError(f"{fmt.key} export disagrees with PyTorch fp32 on {parity['n_images']} images: "
+                          f"{'; '.join(problems)}. Nothing was written (lower the gate with --min-iou to keep it).")
+    return parity
+
+
+__all__ = ["export", "ExportError", "ParityError", "ExportResult"]

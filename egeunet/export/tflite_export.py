@@ -1,0 +1,150 @@
+"""ONNX -> TFLite with onnx2tf (fp32, fp16, full-integer int8).
+
+onnx2tf's traps, and what we do about each (every one has a test):
+- It loads ``calibration_image_sample_data_20x128x128x3_float32.npy`` from its working
+  directory and downloads it from GitHub when absent, on every 3-channel conversion. We run
+  it in a scratch directory where we have written that file ourselves (synthetic
+  dermoscopy-like images), so it never reaches for the network.
+- It calls ``onnxsim`` by PATH (fails outside an activated venv) and overwrites its input
+  .onnx in place: we simplify beforehand, pass ``not_use_onnxsim=True`` and give it a copy.
+- Its GELU fusion never fires and leaves a FlexErf op that LiteRT cannot run: we ask for
+  ``replace_to_pseudo_operators=["erf"]`` (a polynomial Erf made of builtin ops).
+- At opset >= 18 it ignores ``align_corners=True`` in Resize: our ONNX is opset 17.
+- It may silently mis-layout a square tensor and its own output check accepts wrong axis
+  permutations on square maps: no conversion is published without our parity check
+  against PyTorch on real images (see :mod:`egeunet.export.api`).
+
+The conversion runs in a child process: TensorFlow's start-up, logging and memory stay out
+of the caller, and the child's working directory is the scratch folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from egeunet.export.calibration import synthetic_dermoscopy
+from egeunet.export.onnx_export import torch_to_onnx
+from egeunet.model.egeunet import EGEUNet
+from egeunet.preprocess import Preprocessing, resize_image
+from egeunet.runtimes.base import IOSpec
+
+log = logging.getLogger(__name__)
+
+ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+# onnx2tf's output file for each precision
+ONNX2TF_OUTPUT = {"fp32": "_float32.tflite", "fp16": "_float16.tflite", "int8": "_full_integer_quant.tflite"}
+
+
+class PixelInput(torch.nn.Module):
+    """Raw RGB pixels (0..255, NCHW float) in; the contract's normalisation as the first ops.
+
+    Every .tflite (and the Core ML model) takes pixels as they come from the camera or
+    gallery: float32 pixel values for fp32/fp16, uint8 for int8, whose input quantisation
+    is then scale 1, zero point 0. Per-channel mean/std, which a single per-tensor input
+    scale cannot express, happen inside the graph (two cheap elementwise ops)."""
+
+    def __init__(self, model: EGEUNet, pre: Preprocessing) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.register_buffer("mean", torch.tensor(pre.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("inv_std", 1.0 / torch.tensor(pre.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) * self.inv_std)
+
+
+def write_onnx2tf_sample(folder: Path) -> Path:
+    """The sample file onnx2tf would otherwise download: 20 RGB images in [0, 1], 128x128."""
+    imgs = synthetic_dermoscopy(20, 128, seed=3).astype(np.float32) / 255.0
+    path = folder / ONNX2TF_SAMPLE
+    np.save(path, imgs)
+    return path
+
+
+def tflite_io_spec(size: int, precision: str, output: str, details: tuple[dict, dict]) -> IOSpec:
+    din, dout = details
+    in_q = tuple(din["quantization"]) if din["dtype"] != np.float32 else None
+    out_q = tuple(dout["quantization"]) if dout["dtype"] != np.float32 else None
+    return IOSpec(din["name"], tuple(int(v) for v in din["shape"]), np.dtype(din["dtype"]).name, "NHWC",
+                  "pixels",
+                  dout["name"], tuple(int(v) for v in dout["shape"]), np.dtype(dout["dtype"]).name, output,
+                  in_q, out_q)
+
+
+def _run_onnx2tf(kwargs: dict, cwd: Path) -> None:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # its onnxsim / flatc lookups
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["CUDA_VISIBLE_DEVICES"] = "-1"
+    (cwd / "onnx2tf_args.json").write_text(json.dumps(kwargs))
+    code = "import json, onnx2tf; onnx2tf.convert(**json.load(open('onnx2tf_args.json')))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"onnx2tf failed (exit {r.returncode}):\n{tail}")
+
+
+def onnx_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: str, output: str,
+                   calib_images: np.ndarray | None, stage: Path) -> tuple[IOSpec, dict]:
+    """Write ``artifact`` (.tflite) for ``precision``; returns (io spec, manifest extras)."""
+    try:
+        import onnx2tf  # noqa: F401
+    except ImportError:
+        raise ImportError("TFLite export needs onnx2tf and TensorFlow: pip install 'egeunet[export]'") from None
+    work = stage / "onnx2tf"
+    work.mkdir()
+    onnx_path = work / "model.onnx"
+    stats = torch_to_onnx(PixelInput(model, pre), pre.size, onnx_path, output)
+    write_onnx2tf_sample(work)
+    kwargs = {
+        "input_onnx_file_path": str(onnx_path),
+        "output_folder_path": str(work / "saved_model"),
+        "not_use_onnxsim": True,
+        "replace_to_pseudo_operators": ["erf"],  # onnx2tf matches lower case only
+        "copy_onnx_input_output_names_to_tflite": True,
+        "output_signaturedefs": True,
+        "non_verbose": True,
+    }
+    if precision == "int8":
+        if calib_images is None or len(calib_images) == 0:
+            raise ValueError("int8 export needs calibration images")
+        calib = np.stack([resize_image(im, pre.size) for im in calib_images]).astype(np.float32)
+        np.save(work / "calib.npy", calib)  # NHWC raw pixels; the graph normalises
+        kwargs.update({
+            "output_integer_quantized_tflite": True,
+            "quant_type": "per-channel",
+            "custom_input_op_name_np_data_path": [["image", str(work / "calib.npy"), [[[[0.0, 0.0, 0.0]]]],
+                                                   [[[[1.0, 1.0, 1.0]]]]]],
+            "input_quant_dtype": "uint8",
+            "output_quant_dtype": "float32",
+        })
+    _run_onnx2tf(kwargs, work)
+    produced = work / "saved_model" / f"model{ONNX2TF_OUTPUT[precision]}"
+    if not produced.is_file():
+        have = sorted(p.name for p in (work / "saved_model").glob("*.tflite"))
+        raise RuntimeError(f"onnx2tf did not write {produced.name} (wrote: {have})")
+    os.replace(produced, artifact)
+    from egeunet.runtimes.litert_runtime import load_interpreter_class
+
+    interp = load_interpreter_class()(model_path=str(artifact))
+    details = (interp.get_input_details()[0], interp.get_output_details()[0])
+    ops = _op_counts(interp)
+    return tflite_io_spec(pre.size, precision, output, details), {"graph": {**stats, "tflite_ops": ops}}
+
+
+def _op_counts(interp) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    try:
+        for op in interp._get_ops_details():
+            counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+    except Exception:  # private API: op counts are informative only
+        return {}
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))

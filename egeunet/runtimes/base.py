@@ -1,0 +1,127 @@
+"""The runtime interface: open a model file, ``predict(image)`` -> probabilities / mask.
+
+Every back end follows the one preprocessing contract (:mod:`egeunet.preprocess`) and owns
+its own tensor layout and dtype: NCHW float for PyTorch and ONNX, NHWC for TFLite, raw
+uint8 pixels for an int8 model with a uint8 input. What the input values mean and what the
+output is (logits or probabilities) comes from the artifact's ``manifest.json`` (or, for
+PyTorch, the checkpoint's sidecar), so a runtime never guesses.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from egeunet.preprocess import Preprocessing, normalize, probabilities_to_mask, resize_image, sigmoid
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """What a model file takes and gives (the manifest's ``io`` entry)."""
+
+    input_name: str
+    input_shape: tuple[int, ...]
+    input_dtype: str  # "float32" or "uint8"
+    input_layout: str  # "NCHW" or "NHWC"
+    input_values: str  # "normalized" ((x - mean) / std) or "pixels" (raw RGB 0..255)
+    output_name: str
+    output_shape: tuple[int, ...]
+    output_dtype: str
+    output_kind: str  # "logits" or "probs"
+    input_quant: tuple[float, int] | None = None  # (scale, zero_point) for integer inputs
+    output_quant: tuple[float, int] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "input": {"name": self.input_name, "shape": list(self.input_shape), "dtype": self.input_dtype,
+                      "layout": self.input_layout, "values": self.input_values,
+                      "quantization": _quant_dict(self.input_quant)},
+            "output": {"name": self.output_name, "shape": list(self.output_shape), "dtype": self.output_dtype,
+                       "kind": self.output_kind, "quantization": _quant_dict(self.output_quant)},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IOSpec":
+        i, o = d["input"], d["output"]
+        return cls(i["name"], tuple(i["shape"]), i["dtype"], i["layout"], i["values"],
+                   o["name"], tuple(o["shape"]), o["dtype"], o["kind"],
+                   _quant_tuple(i.get("quantization")), _quant_tuple(o.get("quantization")))
+
+
+def _quant_dict(q):
+    return None if q is None else {"scale": float(q[0]), "zero_point": int(q[1])}
+
+
+def _quant_tuple(d):
+    return None if not d else (float(d["scale"]), int(d["zero_point"]))
+
+
+def manifest_path(model_path: str | Path) -> Path:
+    """Artifacts live one per folder beside a ``manifest.json``; a file may also carry its own
+    ``<name>.manifest.json``."""
+    model_path = Path(model_path)
+    own = model_path.with_name(model_path.name + ".manifest.json")
+    return own if own.is_file() else model_path.parent / "manifest.json"
+
+
+def read_manifest(model_path: str | Path) -> dict:
+    path = manifest_path(model_path)
+    if not path.is_file():
+        raise ValueError(f"{model_path}: no manifest.json beside it; it holds the preprocessing contract "
+                         "(re-export with egeunet-export, which writes one)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+class Runtime(ABC):
+    """One loaded model file."""
+
+    name: str = "runtime"
+
+    def __init__(self, path: str | Path, pre: Preprocessing, spec: IOSpec) -> None:
+        self.path = Path(path)
+        self.pre = pre
+        self.spec = spec
+
+    @abstractmethod
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """Run the graph on one input laid out as ``self.spec`` says; raw output."""
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """RGB uint8 image of any size -> this model's input tensor (batch 1)."""
+        img = resize_image(np.asarray(image, dtype=np.uint8), self.pre.size)
+        if self.spec.input_values == "pixels":
+            x = img.astype(self.spec.input_dtype)
+        else:
+            x = normalize(img, self.pre)
+            if self.spec.input_quant is not None:  # int8 model with a quantised float input
+                scale, zp = self.spec.input_quant
+                info = np.iinfo(self.spec.input_dtype)
+                x = np.clip(np.round(x / scale + zp), info.min, info.max).astype(self.spec.input_dtype)
+        if self.spec.input_layout == "NCHW":
+            x = x.transpose(2, 0, 1)
+        return np.ascontiguousarray(x[None])
+
+    def logits_or_probs(self, image: np.ndarray) -> np.ndarray:
+        """The raw output map (size, size) as float32, dequantised."""
+        y = self._run(self.prepare(image))
+        if self.spec.output_quant is not None:
+            scale, zp = self.spec.output_quant
+            y = (y.astype(np.float32) - zp) * scale
+        return np.asarray(y, dtype=np.float32).reshape(self.pre.size, self.pre.size)
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities (size, size) float32 for an RGB uint8 image of any size."""
+        y = self.logits_or_probs(image)
+        return sigmoid(y) if self.spec.output_kind == "logits" else y
+
+    def predict_mask(self, image: np.ndarray) -> np.ndarray:
+        """Boolean lesion mask at the image's own size."""
+        return probabilities_to_mask(self.predict(image), image.shape[:2], self.pre)

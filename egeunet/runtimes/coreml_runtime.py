@@ -1,0 +1,35 @@
+"""Core ML (.mlpackage). Prediction needs macOS: the Core ML framework exists nowhere else.
+On other systems opening one raises a clear error; the spec can still be inspected with
+coremltools (see egeunet.export.coreml_export)."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from egeunet.preprocess import Preprocessing, resize_image
+from egeunet.runtimes.base import IOSpec, Runtime, read_manifest
+
+
+class CoreMLRuntime(Runtime):
+    name = "coreml"
+
+    def __init__(self, path: str | Path, manifest: dict | None = None) -> None:
+        if platform.system() != "Darwin":
+            raise ImportError(f"Core ML prediction needs macOS (this is {platform.system()}); "
+                              "on Linux the .mlpackage can be converted and inspected but not run")
+        import coremltools as ct
+
+        manifest = manifest or read_manifest(path)
+        self.model = ct.models.MLModel(str(path))
+        super().__init__(path, Preprocessing.from_dict(manifest["preprocessing"]), IOSpec.from_dict(manifest["io"]))
+
+    def prepare(self, image: np.ndarray):
+        from PIL import Image
+
+        return Image.fromarray(resize_image(np.asarray(image, dtype=np.uint8), self.pre.size))
+
+    def _run(self, x) -> np.ndarray:  # macOS only
+        return np.asarray(self.model.predict({self.spec.input_name: x})[self.spec.output_name])

@@ -1,0 +1,34 @@
+"""ONNX Runtime (CPU execution provider)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from egeunet.preprocess import Preprocessing
+from egeunet.runtimes.base import IOSpec, Runtime, read_manifest
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None, manifest: dict | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ImportError("ONNX Runtime is not installed: pip install 'egeunet[export]'") from None
+        manifest = manifest or read_manifest(path)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ValueError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0]})") from None
+        super().__init__(path, Preprocessing.from_dict(manifest["preprocessing"]), IOSpec.from_dict(manifest["io"]))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run([self.spec.output_name], {self.spec.input_name: x})[0]

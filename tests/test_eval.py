@@ -1,0 +1,38 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from egeunet.metrics import METRICS
+from egeunet.model import count_parameters
+from egeunet.model.checkpoint import PRETRAINED, file_sha256, load_checkpoint
+
+
+def test_shipped_weights_load_with_their_contract():
+    model, pre, meta = load_checkpoint()  # no path: the weights inside the package
+    assert count_parameters(model) == 53_374
+    assert pre.size == 256 and pre.threshold == 0.5
+    assert all(20 < s < 100 for s in pre.std) and all(80 < m < 220 for m in pre.mean)
+    assert meta["data"]["n_train"] == 1634  # trained on the full ISIC 2018 train split
+    assert meta["weights_sha256"] == file_sha256(PRETRAINED)
+    assert PRETRAINED.stat().st_size < 300_000
+
+
+def test_eval_cli_on_shipped_weights_reaches_the_foundation_bar(isic_root, tmp_path):
+    out = tmp_path / "out.json"
+    r = subprocess.run([sys.executable, "-m", "egeunet", "eval", "--split", "test", "--data", str(isic_root),
+                        "--json", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert res["n_images"] == 778
+    assert set(res["pooled"]) == set(METRICS) and set(res["per_image"]) == set(METRICS)
+    assert res["weights_sha256"] == file_sha256(PRETRAINED)
+    assert res["pooled"]["dice"] >= 0.85, res["pooled"]
+    assert "pooled" in r.stdout and "per_image" in r.stdout  # the table on screen
+
+
+def test_eval_with_missing_weights_is_a_one_line_error(isic_root, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "egeunet", "eval", "--data", str(isic_root),
+                        "--weights", str(tmp_path / "nope.safetensors")], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "nope" in r.stderr
