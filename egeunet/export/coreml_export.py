@@ -36,9 +36,13 @@ MIN_TARGET = "iOS16"
 INPUT_NAME = "image"
 
 
-def coreml_io_spec(size: int, output: str) -> IOSpec:
-    return IOSpec(INPUT_NAME, (1, 3, size, size), "image", "NCHW", "pixels", output,
-                  (1, 1, size, size), "float32", output)
+def coreml_io_spec(mlmodel, size: int, output: str) -> IOSpec:
+    """Read back from the saved spec, so the manifest states what the file really has."""
+    out = mlmodel.get_spec().description.output[0]
+    arr = out.type.multiArrayType
+    dtype = {65552: "float16", 65568: "float32", 131104: "int32"}.get(arr.dataType, str(arr.dataType))
+    return IOSpec(INPUT_NAME, (1, 3, size, size), "image RGB", "NCHW", "pixels", out.name,
+                  tuple(int(d) for d in arr.shape), dtype, output)
 
 
 def torch_to_coreml(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: str,
@@ -75,7 +79,7 @@ def torch_to_coreml(model: EGEUNet, pre: Preprocessing, artifact: Path, precisio
         "egeunet.threshold": str(0.0 if output == "logits" else pre.threshold),
     })
     mlmodel.save(str(artifact))
-    return coreml_io_spec(pre.size, output), {"graph": {"coreml_ops": coreml_op_counts(mlmodel),
+    return coreml_io_spec(mlmodel, pre.size, output), {"graph": {"coreml_ops": coreml_op_counts(mlmodel),
                                                         "min_deployment_target": MIN_TARGET}}
 
 

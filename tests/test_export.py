@@ -1,0 +1,111 @@
+"""Exports of the shipped weights, each verified against PyTorch by the exporter itself and
+re-checked here through the runtimes. ONNX and Core ML conversion are quick; the three
+TFLite variants share a module-scoped fixture (onnx2tf takes about a minute each)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from egeunet.export import ExportError, ParityError, export
+from egeunet.export.calibration import calibration_images, synthetic_dermoscopy
+from egeunet.model.checkpoint import PRETRAINED, file_sha256
+from egeunet.runtimes import open_runtime
+
+pytest.importorskip("onnx", reason="export extra not installed: pip install -e '.[export]'")
+
+MANIFEST_KEYS = {"sha256", "bytes", "target", "precision", "io", "preprocessing", "threshold",
+                 "weights_sha256", "tools", "parity"}
+
+
+def _check_manifest(out, suffix):
+    man = json.loads((out / "manifest.json").read_text())
+    assert MANIFEST_KEYS <= set(man)
+    art = out / man["file"]
+    assert art.suffix == suffix and art.exists()
+    assert man["weights_sha256"] == file_sha256(PRETRAINED)
+    assert not list(out.glob(".egeunet-export-*"))  # staging cleaned up
+    return man, art
+
+
+@pytest.fixture(scope="module")
+def onnx_export(tmp_path_factory, isic_root):
+    out = tmp_path_factory.mktemp("onnx")
+    return export("onnx", out=out, data=isic_root, num_verify=32), out
+
+
+def test_onnx_export_checks_and_parity(onnx_export):
+    import onnx
+
+    result, out = onnx_export
+    man, art = _check_manifest(out, ".onnx")
+    onnx.checker.check_model(str(art), full_check=True)
+    proto = onnx.load(str(art))
+    assert proto.opset_import[0].version == 17
+    ops = {n.op_type for n in proto.graph.node}
+    assert "Reshape" not in ops and "InstanceNormalization" not in ops  # deploy rewrite
+    assert man["graph"]["nodes"] < man["graph"]["nodes_exported"] / 1.5  # onnxsim folded GHPA branches
+    assert man["parity"]["max_abs_prob"] <= 1e-4 and man["parity"]["iou"] >= 0.999
+    assert man["parity"]["n_images"] == 32 and "test split" in man["parity"]["images"]
+
+
+def test_onnx_runtime_matches_torch_through_the_runtime_interface(onnx_export, isic_root):
+    from egeunet.export.calibration import images_from_split
+
+    _, out = onnx_export
+    ort_rt = open_runtime(next(out.glob("*.onnx")))
+    torch_rt = open_runtime()
+    for img in images_from_split(isic_root, "test", 4, 256):
+        assert np.abs(ort_rt.predict(img) - torch_rt.predict(img)).max() <= 1e-4
+
+
+def test_same_export_twice_gives_the_same_bytes(onnx_export, tmp_path, isic_root):
+    _, out = onnx_export
+    again = export("onnx", out=tmp_path, data=isic_root, num_verify=2)
+    assert file_sha256(again.path) == file_sha256(next(out.glob("*.onnx")))
+
+
+def test_parity_failure_exits_nonzero_and_leaves_no_artifact(tmp_path, isic_root):
+    with pytest.raises(ParityError, match="Nothing was written"):
+        export("onnx", out=tmp_path, data=isic_root, num_verify=4, min_iou=1.01)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "tflite2"], "invalid choice"),
+    (["--target", "onnx", "--int8"], "--target onnx is the fp32 hub"),
+    (["--target", "onnx", "--weights", "missing.safetensors"], "missing.safetensors"),
+    (["--target", "tflite", "--int8", "--calib", "EMPTY"], "no readable image for calibration"),
+    (["--target", "onnx", "--out", "/proc/egeunet-no"], "cannot create the output folder"),
+])
+def test_cli_errors_are_one_line(args, message, tmp_path):
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "EMPTY" / "note.jpg").write_text("not an image")
+    r = subprocess.run([sys.executable, "-m", "egeunet", "export", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr and message in r.stderr, r.stderr
+
+
+def test_corrupt_weights_are_refused(tmp_path):
+    from egeunet.model.checkpoint import CheckpointError, sidecar_path
+
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    sidecar_path(bad).write_text(sidecar_path(PRETRAINED).read_text())
+    with pytest.raises(CheckpointError, match="not a valid safetensors"):
+        export("onnx", weights=bad, out=tmp_path / "o")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_calibration_sources(tmp_path, isic_root, caplog):
+    imgs, src = calibration_images(None, 5, 64, isic_root)
+    assert imgs.shape == (5, 64, 64, 3) and "train split" in src
+    with caplog.at_level("WARNING"):
+        imgs, src = calibration_images(None, 3, 64, None)
+    assert src == "synthetic" and "SYNTHETIC" in caplog.text
+    syn = synthetic_dermoscopy(4, 64)
+    assert syn.dtype == np.uint8 and syn.std() > 10
