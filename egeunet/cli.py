@@ -14,7 +14,7 @@ from egeunet.data import DataError
 from egeunet.model.checkpoint import CheckpointError
 from egeunet.preprocess import ImageReadError
 
-USER_ERRORS = (DataError, CheckpointError, ImageReadError, ValueError, FileNotFoundError, PermissionError)
+USER_ERRORS = (DataError, CheckpointError, ImageReadError, ValueError, ImportError, FileNotFoundError, PermissionError)
 
 
 def _user_errors(fn):

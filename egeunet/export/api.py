@@ -74,29 +74,41 @@ def export(target: str, precision: str = "fp32", *, weights: str | Path | None =
     ref = verify.reference_logits(model, images, pre)
     with Timer() as t, staging_dir(out) as stage:
         artifact = stage / artifact_name(fmt)
-        if fmt.target == "onnx":
-            from egeunet.export.onnx_export import onnx_io_spec, torch_to_onnx
-
-            extra = {"graph": torch_to_onnx(model, pre.size, artifact, output)}
-            io = onnx_io_spec(pre.size, output)
-        elif fmt.target == "tflite":
-            from egeunet.export.tflite_export import onnx_to_tflite
-
-            calib_images, calib_source = (calibration.calibration_images(calib, num_calib, pre.size, data_root)
-                                          if fmt.precision == "int8" else (None, None))
-            io, extra = onnx_to_tflite(model, pre, artifact, fmt.precision, output, calib_images, stage)
-            if calib_source:
-                extra["calibration"] = {"images": calib_source, "n_images": int(len(calib_images))}
-        else:
-            from egeunet.export.coreml_export import torch_to_coreml
-
-            io, extra = torch_to_coreml(model, pre, artifact, fmt.precision, output)
+        try:
+            io, extra = _convert(fmt, model, pre, artifact, output, stage, calib, num_calib, data_root)
+        except (ValueError, ImportError, ExportError):
+            raise
+        except Exception as e:  # a converter's own failure: say which step, keep one line
+            first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+            raise ExportError(f"{fmt.key} conversion failed ({e.__class__.__name__}: {first})") from e
         parity = _verify(fmt, artifact, io, pre, images, ref, source, min_iou)
         manifest = build_manifest(fmt, artifact, io, pre, meta["weights_sha256"], parity, **extra)
         final, man = publish(artifact, manifest, out)
     result = ExportResult(fmt, final, man, manifest["bytes"], t.seconds, parity)
-    log.info("[%s] %s", fmt.target, result.summary())
     return result
+
+
+def _convert(fmt: Format, model, pre, artifact: Path, output: str, stage: Path, calib, num_calib: int, data_root):
+    """Write ``artifact``; returns (io spec, manifest extras)."""
+    from egeunet.export import calibration
+
+    if fmt.target == "onnx":
+        from egeunet.export.onnx_export import onnx_io_spec, torch_to_onnx
+
+        return onnx_io_spec(pre.size, output), {"graph": torch_to_onnx(model, pre.size, artifact, output)}
+    if fmt.target == "tflite":
+        from egeunet.export.tflite_export import onnx_to_tflite
+
+        calib_images, calib_source = None, None
+        if fmt.precision == "int8":
+            calib_images, calib_source = calibration.calibration_images(calib, num_calib, pre.size, data_root)
+        io, extra = onnx_to_tflite(model, pre, artifact, fmt.precision, output, calib_images, stage)
+        if calib_source:
+            extra["calibration"] = {"images": calib_source, "n_images": int(len(calib_images))}
+        return io, extra
+    from egeunet.export.coreml_export import torch_to_coreml
+
+    return torch_to_coreml(model, pre, artifact, fmt.precision, output)
 
 
 def _verify(fmt: Format, artifact: Path, io, pre, images, ref, source: str, min_iou: float | None) -> dict:

@@ -98,7 +98,7 @@ def size_of(path: Path) -> int:
 
 
 def check_writable_dir(out: Path) -> Path:
-    out = Path(out)
+    out = Path(out).absolute()  # converters run in child processes with another working directory
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

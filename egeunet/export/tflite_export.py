@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from egeunet.export.calibration import synthetic_dermoscopy
+from egeunet.export.common import ExportError
 from egeunet.export.onnx_export import torch_to_onnx
 from egeunet.model.egeunet import EGEUNet
 from egeunet.preprocess import Preprocessing, resize_image
@@ -88,8 +89,9 @@ def _run_onnx2tf(kwargs: dict, cwd: Path) -> None:
     code = "import json, onnx2tf; onnx2tf.convert(**json.load(open('onnx2tf_args.json')))"
     r = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
-        tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
-        raise RuntimeError(f"onnx2tf failed (exit {r.returncode}):\n{tail}")
+        lines = [ln for ln in (r.stdout + "\n" + r.stderr).splitlines()
+                 if ln.strip() and not ln.startswith(("W0000", "E0000", "I0000", "WARNING: All log"))]
+        raise ExportError(f"onnx2tf failed (exit {r.returncode}):\n" + "\n".join(lines[-15:]))
 
 
 def onnx_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: str, output: str,
@@ -130,7 +132,7 @@ def onnx_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision
     produced = work / "saved_model" / f"model{ONNX2TF_OUTPUT[precision]}"
     if not produced.is_file():
         have = sorted(p.name for p in (work / "saved_model").glob("*.tflite"))
-        raise RuntimeError(f"onnx2tf did not write {produced.name} (wrote: {have})")
+        raise ExportError(f"onnx2tf did not write {produced.name} (wrote: {have})")
     os.replace(produced, artifact)
     from egeunet.runtimes.litert_runtime import load_interpreter_class
 
