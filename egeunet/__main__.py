@@ -4,7 +4,8 @@ import sys
 
 from egeunet import cli
 
-COMMANDS = {"train": cli.train_main, "eval": cli.eval_main, "export": cli.export_main}
+COMMANDS = {"train": cli.train_main, "eval": cli.eval_main, "export": cli.export_main,
+            "predict": cli.predict_main}
 
 
 def main() -> int:

@@ -130,3 +130,34 @@ def export_main(argv=None) -> int:
     print(r.summary())
     print(f"manifest: {r.manifest_path}")
     return 0
+
+
+@_user_errors
+def predict_main(argv=None) -> int:
+    from egeunet.predict import collect_images, predict_many
+    from egeunet.runtimes import open_runtime
+
+    p = argparse.ArgumentParser(prog="egeunet-predict", description="Segment images: mask PNG at the original "
+                                "size, an overlay with the lesion contour, and the lesion area in percent.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--model", help="a .safetensors, .onnx, .tflite or .mlpackage (default: the shipped weights)")
+    p.add_argument("--out", default="predictions", help="output folder (default %(default)s)")
+    p.add_argument("--threads", type=int)
+    a = p.parse_args(argv)
+    files = collect_images(a.inputs)
+    if not files:
+        raise ValueError(f"no image files in {' '.join(a.inputs)}")
+    from tqdm import tqdm
+
+    runtime = open_runtime(a.model, threads=a.threads)
+    failed = 0
+    for path, res in predict_many(runtime, files, Path(a.out)):
+        if isinstance(res, str):
+            failed += 1
+            tqdm.write(f"skipped: {res}", file=sys.stderr)
+        else:
+            tqdm.write(f"{path}: lesion {res.area_percent:.1f}% of {res.size[0]}x{res.size[1]} -> {res.mask_path}")
+    if failed:
+        print(f"error: {failed} of {len(files)} files could not be read", file=sys.stderr)
+        return 1
+    return 0

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from egeunet.preprocess import ImageReadError, read_image, resize_image, resize_mask_nearest
+from egeunet.preprocess import IMAGE_SUFFIXES, ImageReadError, read_image, resize_image, resize_mask_nearest
 
 ENV_VAR = "EGEUNET_DATA"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "val", "test")
 
 

@@ -27,6 +27,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # what folders are scanned for
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     size: int = 256

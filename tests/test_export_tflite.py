@@ -77,3 +77,14 @@ def test_onnx2tf_sample_file_is_provided_locally(tmp_path):
     arr = np.load(path)
     assert arr.shape == (20, 128, 128, 3) and arr.dtype == np.float32
     assert 0.0 <= arr.min() and arr.max() <= 1.0
+
+
+def test_predict_cli_runs_the_int8_tflite(tflite_exports, isic_root, tmp_path):
+    r, out = tflite_exports["int8"]
+    assert r.returncode == 0, r.stderr[-2000:]
+    model = next(out.glob("*.tflite"))
+    img = sorted((isic_root / "images").glob("*.jpg"))[1]
+    p = subprocess.run([sys.executable, "-m", "egeunet", "predict", str(img), "--model", str(model), "--out", "o"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert (tmp_path / "o" / f"{img.stem}_mask.png").exists() and "lesion" in p.stdout

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.preprocess import ImageReadError, read_image, resize_image
+from egeunet.preprocess import IMAGE_SUFFIXES, ImageReadError, read_image, resize_image
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _evenly_spaced(items: list, n: int) -> list:
