@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import logging
 import sys
 from pathlib import Path
@@ -75,6 +74,8 @@ def eval_main(argv=None) -> int:
     p.add_argument("--json", dest="json_out", help="write the metrics as JSON here")
     p.add_argument("--threads", type=int)
     p.add_argument("--limit", type=int, help="evaluate only the first N images of the split")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="B",
+                   help="add 95%% bootstrap confidence intervals (B resamples of the images) and per-image scores")
     a = p.parse_args(argv)
     if a.threads:
         import torch
@@ -83,12 +84,15 @@ def eval_main(argv=None) -> int:
     folder = SegmentationFolder(resolve_data_root(a.data))
     model, pre, meta = load_checkpoint(a.weights)
     split = folder.load_split(a.split, pre.size, a.limit, progress=True)
-    result = evaluate_arrays(model, split, pre)
+    result = evaluate_arrays(model, split, pre, bootstrap=a.bootstrap)
     result.update({"split": a.split, "data_root": str(folder.root), "threshold": pre.threshold,
                    "weights": str(a.weights or "shipped"), "weights_sha256": meta["weights_sha256"]})
     print(f"{'':10s}" + "".join(f"{m:>8s}" for m in METRICS))
     for kind in ("pooled", "per_image"):
         print(f"{kind:10s}" + "".join(f"{result[kind][m]:8.4f}" for m in METRICS))
+        if "ci95" in result:
+            cis = (result["ci95"][kind][m] for m in METRICS)
+            print(f"{'  95% CI':10s} " + "  ".join(f"{m} {lo:.4f}-{hi:.4f}" for m, (lo, hi) in zip(METRICS, cis)))
     print(f"{result['n_images']} {a.split} images from {folder.root}, threshold {pre.threshold}")
     if a.json_out:
         Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from egeunet.data import SplitArrays
-from egeunet.metrics import SegmentationMeter
+from egeunet.metrics import SegmentationMeter, bootstrap_ci
 from egeunet.preprocess import Preprocessing
 
 
@@ -34,10 +34,17 @@ def predict_probabilities(model: torch.nn.Module, images: np.ndarray, pre: Prepr
     return out
 
 
-def evaluate_arrays(model: torch.nn.Module, split: SplitArrays, pre: Preprocessing, batch_size: int = 16) -> dict:
-    """``{"pooled": {...}, "per_image": {...}, "n_images": N}`` at threshold ``pre.threshold``."""
+def evaluate_arrays(model: torch.nn.Module, split: SplitArrays, pre: Preprocessing, batch_size: int = 16,
+                    bootstrap: int = 0) -> dict:
+    """``{"pooled": {...}, "per_image": {...}, "n_images": N}`` at threshold ``pre.threshold``;
+    with ``bootstrap=B`` also ``"ci95"`` (percentile bootstrap over images, B resamples) and
+    ``"images"`` (id and Dice of every image)."""
     meter = SegmentationMeter()
     for start in range(0, len(split), 64):
         prob = predict_probabilities(model, split.images[start:start + 64], pre, batch_size)
         meter.update(prob >= pre.threshold, split.masks[start:start + 64] > 0)
-    return meter.result()
+    result = meter.result()
+    if bootstrap:
+        result["ci95"] = bootstrap_ci(meter.image_cms, n_boot=bootstrap)
+        result["images"] = [{"id": i, "dice": s["dice"], "iou": s["iou"]} for i, s in zip(split.ids, meter.per_image)]
+    return result

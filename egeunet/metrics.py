@@ -46,6 +46,7 @@ class SegmentationMeter:
 
     pooled_cm: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=np.int64))
     per_image: list[dict[str, float]] = field(default_factory=list)
+    image_cms: list[np.ndarray] = field(default_factory=list)
 
     def update(self, pred: np.ndarray, truth: np.ndarray) -> None:
         """``pred`` and ``truth``: boolean (N, H, W) or (H, W)."""
@@ -58,6 +59,7 @@ class SegmentationMeter:
         for p, t in zip(pred, truth):
             cm = confusion(p, t)
             self.pooled_cm += cm
+            self.image_cms.append(cm)
             self.per_image.append(scores(cm))
 
     def __len__(self) -> int:
@@ -73,3 +75,24 @@ class SegmentationMeter:
 
     def result(self) -> dict:
         return {"pooled": self.pooled(), "per_image": self.per_image_mean(), "n_images": len(self)}
+
+
+def bootstrap_ci(image_cms: list[np.ndarray], n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Percentile bootstrap over images: resample the images with replacement, recompute the
+    pooled metrics (from summed confusion matrices) and the per-image means.
+    Returns ``{"pooled": {metric: [lo, hi]}, "per_image": {...}, "n_boot", "level"}``."""
+    cms = np.stack(image_cms).astype(np.int64)  # (N, 4)
+    per = {k: np.array([scores(cm)[k] for cm in cms]) for k in METRICS}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(cms), size=(n_boot, len(cms)))
+    pooled_samples = {k: np.empty(n_boot) for k in METRICS}
+    for b in range(n_boot):
+        s = scores(cms[idx[b]].sum(0))
+        for k in METRICS:
+            pooled_samples[k][b] = s[k]
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    return {
+        "pooled": {k: [float(v) for v in np.percentile(pooled_samples[k], q)] for k in METRICS},
+        "per_image": {k: [float(v) for v in np.percentile(per[k][idx].mean(1), q)] for k in METRICS},
+        "n_boot": n_boot, "level": level,
+    }

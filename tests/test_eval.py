@@ -2,7 +2,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from egeunet.metrics import METRICS
 from egeunet.model import count_parameters
@@ -36,3 +35,15 @@ def test_eval_with_missing_weights_is_a_one_line_error(isic_root, tmp_path):
     r = subprocess.run([sys.executable, "-m", "egeunet", "eval", "--data", str(isic_root),
                         "--weights", str(tmp_path / "nope.safetensors")], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "nope" in r.stderr
+
+
+def test_eval_bootstrap_adds_intervals_and_per_image_scores(isic_root, tmp_path):
+    out = tmp_path / "b.json"
+    r = subprocess.run([sys.executable, "-m", "egeunet", "eval", "--split", "val", "--data", str(isic_root),
+                        "--limit", "24", "--bootstrap", "200", "--json", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    lo, hi = res["ci95"]["pooled"]["dice"]
+    assert lo <= res["pooled"]["dice"] <= hi
+    assert len(res["images"]) == 24 and {"id", "dice", "iou"} <= set(res["images"][0])
+    assert "95% CI" in r.stdout

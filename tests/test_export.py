@@ -3,15 +3,13 @@ re-checked here through the runtimes. ONNX and Core ML conversion are quick; the
 TFLite variants share a module-scoped fixture (onnx2tf takes about a minute each)."""
 
 import json
-import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from egeunet.export import ExportError, ParityError, export
+from egeunet.export import ParityError, export
 from egeunet.export.calibration import calibration_images, synthetic_dermoscopy
 from egeunet.model.checkpoint import PRETRAINED, file_sha256
 from egeunet.runtimes import open_runtime

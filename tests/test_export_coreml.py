@@ -3,7 +3,6 @@
 import json
 import platform
 
-import numpy as np
 import pytest
 
 ct = pytest.importorskip("coremltools", reason="Core ML export needs the export extra: pip install -e '.[export]'")

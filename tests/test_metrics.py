@@ -39,3 +39,19 @@ def test_empty_truth_and_prediction_count_as_perfect_and_shape_mismatch_is_repor
     assert m.result()["per_image"]["dice"] == 1.0
     with pytest.raises(ValueError, match="shape"):
         m.update(np.zeros((5, 5), bool), np.zeros((4, 5), bool))
+
+
+def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_images():
+    from egeunet.metrics import bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    meter = SegmentationMeter()
+    for _ in range(200):
+        t = rng.random((16, 16)) < rng.uniform(0.1, 0.5)
+        p = t ^ (rng.random((16, 16)) < 0.1)  # 10 % of pixels flipped
+        meter.update(p, t)
+    ci = bootstrap_ci(meter.image_cms, n_boot=300, seed=1)
+    lo, hi = ci["pooled"]["dice"]
+    assert lo < meter.pooled()["dice"] < hi
+    lo_small, hi_small = bootstrap_ci(meter.image_cms[:20], n_boot=300, seed=1)["pooled"]["dice"]
+    assert (hi - lo) < (hi_small - lo_small)
