@@ -5,7 +5,7 @@ import sys
 from egeunet import cli
 
 COMMANDS = {"train": cli.train_main, "eval": cli.eval_main, "export": cli.export_main,
-            "predict": cli.predict_main}
+            "predict": cli.predict_main, "bench": cli.bench_main}
 
 
 def main() -> int:

@@ -165,3 +165,29 @@ def predict_main(argv=None) -> int:
         print(f"error: {failed} of {len(files)} files could not be read", file=sys.stderr)
         return 1
     return 0
+
+
+@_user_errors
+def bench_main(argv=None) -> int:
+    from egeunet.benchmarks.bench import markdown, run
+    from egeunet.model.checkpoint import atomic_write_bytes, atomic_write_json
+
+    p = argparse.ArgumentParser(prog="egeunet-bench", description="Size, Dice, parity with PyTorch and latency "
+                                "of every exported model file (plus PyTorch eager), in one run.")
+    p.add_argument("--exports", default="exports", help="folder of egeunet-export outputs (default %(default)s)")
+    p.add_argument("--formats", nargs="+", help="only these targets or target-precision keys (e.g. torch tflite-int8)")
+    p.add_argument("--data", help="data root for the test split (default $EGEUNET_DATA or ../shared/data/isic2018)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--quick", action="store_true", help="16 images, 10 timed runs: a smoke test, not a measurement")
+    p.add_argument("--min-iou", type=float, default=0.9, help="mask IoU vs torch below this marks parity-failed")
+    p.add_argument("--json", dest="json_out")
+    p.add_argument("--md", dest="md_out")
+    a = p.parse_args(argv)
+    report = run(a.exports, a.data, tuple(a.threads), a.quick, a.formats, a.min_iou)
+    table = markdown(report)
+    print(table)
+    if a.json_out:
+        atomic_write_json(a.json_out, report)
+    if a.md_out:
+        atomic_write_bytes(a.md_out, (table + "\n").encode())
+    return 0

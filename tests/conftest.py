@@ -5,6 +5,8 @@ EGEUNET_REQUIRE_DATA=1 (set by .ci/run), where a missing data folder is a failur
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,24 @@ def isic_root() -> Path:
 @pytest.fixture(scope="session")
 def kvasir_root() -> Path:
     return _data_dir("kvasir-seg")
+
+
+TFLITE_VARIANTS = {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8", "--num-calib", "100"]}
+
+
+@pytest.fixture(scope="session")
+def tflite_exports(tmp_path_factory, isic_root):
+    """`egeunet-export --target tflite` once per precision for the whole session, with the
+    venv's bin/ *not* on PATH (onnx2tf would otherwise look for `onnxsim` there and fail).
+    Returns {precision: (CompletedProcess, out_dir)}."""
+    pytest.importorskip("onnx2tf", reason="TFLite export needs the export extra: pip install -e '.[export]'")
+    root = tmp_path_factory.mktemp("tflite")
+    env = dict(os.environ, PATH="/usr/bin:/bin", EGEUNET_DATA=str(isic_root))
+    runs = {}
+    for precision, flags in TFLITE_VARIANTS.items():
+        out = root / precision
+        r = subprocess.run([sys.executable, "-m", "egeunet", "export", "--target", "tflite", *flags,
+                            "--out", str(out), "--num-verify", "32", "--min-iou", "0"],
+                           capture_output=True, text=True, env=env, cwd=root)
+        runs[precision] = (r, out)
+    return runs

@@ -2,7 +2,6 @@
 onnx2tf traps listed in egeunet/export/tflite_export.py."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -14,24 +13,6 @@ pytest.importorskip("onnx2tf", reason="TFLite export needs the export extra: pip
 from egeunet.export.calibration import images_from_split  # noqa: E402
 from egeunet.export.tflite_export import ONNX2TF_SAMPLE, write_onnx2tf_sample  # noqa: E402
 from egeunet.runtimes import open_runtime  # noqa: E402
-
-VARIANTS = {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8", "--num-calib", "100"]}
-
-
-@pytest.fixture(scope="module")
-def tflite_exports(tmp_path_factory, isic_root):
-    """Run `egeunet-export --target tflite` once per precision, with the venv's bin/ *not* on
-    PATH (onnx2tf would otherwise look for `onnxsim` there and fail)."""
-    root = tmp_path_factory.mktemp("tflite")
-    env = dict(os.environ, PATH="/usr/bin:/bin", EGEUNET_DATA=str(isic_root))
-    runs = {}
-    for precision, flags in VARIANTS.items():
-        out = root / precision
-        r = subprocess.run([sys.executable, "-m", "egeunet", "export", "--target", "tflite", *flags,
-                            "--out", str(out), "--num-verify", "32", "--min-iou", "0"],
-                           capture_output=True, text=True, env=env, cwd=root)
-        runs[precision] = (r, out)
-    return runs
 
 
 @pytest.mark.parametrize("precision, min_iou", [("fp32", 0.999), ("fp16", 0.998)])

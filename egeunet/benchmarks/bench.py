@@ -1,0 +1,173 @@
+"""``egeunet-bench``: one row per model file — size, op count, Dice against the ground truth,
+agreement with PyTorch fp32, and latency percentiles at several thread counts.
+
+Accuracy runs in this process through :mod:`egeunet.runtimes` (the same code users call);
+latency runs in a child process per (file, thread count) (see ``latency_worker``), while
+this process samples the machine's load and warns when the CPU was busy. Every ratio in a
+report comes from one run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Row:
+    format: str
+    precision: str
+    path: str | None
+    status: str = "ok"  # ok / parity-failed / failed
+    reason: str = ""
+    size_bytes: int | None = None
+    ops: int | None = None
+    dice_pooled: float | None = None
+    dice_per_image: float | None = None
+    iou_vs_torch: float | None = None
+    dice_vs_torch: float | None = None
+    latency_ms: dict = field(default_factory=dict)
+    fps: float | None = None
+    busy_cpu_percent: float | None = None
+
+
+def discover(exports: Path) -> list[tuple[str, str, Path | None, dict]]:
+    """(format, precision, path, manifest) for PyTorch and every artifact under ``exports``."""
+    from egeunet.model.checkpoint import PRETRAINED
+
+    found = [("torch", "fp32", None, {"bytes": PRETRAINED.stat().st_size})]
+    for man_path in sorted(exports.glob("*/manifest.json")):
+        man = json.loads(man_path.read_text())
+        found.append((man["target"], man["precision"], man_path.parent / man["file"], man))
+    return found
+
+
+def _op_count(man: dict) -> int | None:
+    graph = man.get("graph", {})
+    for key in ("tflite_ops", "coreml_ops"):
+        if graph.get(key):
+            return int(sum(graph[key].values()))
+    return graph.get("nodes")
+
+
+def _cpu_busy_percent(seconds: float = 0.0) -> float:
+    """Whole-machine CPU use from /proc/stat over the interval since the previous call."""
+    with open("/proc/stat") as f:
+        vals = [int(v) for v in f.readline().split()[1:]]
+    idle, total = vals[3] + vals[4], sum(vals)
+    prev = getattr(_cpu_busy_percent, "_prev", None)
+    _cpu_busy_percent._prev = (idle, total)
+    if prev is None or total == prev[1]:
+        return 0.0
+    return 100.0 * (1 - (idle - prev[0]) / (total - prev[1]))
+
+
+def measure_latency(path: Path | None, threads: int, runs: int, warmup: int) -> dict:
+    cmd = [sys.executable, "-m", "egeunet.benchmarks.latency_worker", "--threads", str(threads),
+           "--runs", str(runs), "--warmup", str(warmup)]
+    if path is not None:
+        cmd += ["--model", str(path)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="3")
+    _cpu_busy_percent()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    busy = _cpu_busy_percent()
+    if r.returncode != 0:
+        raise RuntimeError((r.stderr.strip().splitlines() or ["latency worker failed"])[-1])
+    times = np.array(json.loads(r.stdout.strip().splitlines()[-1])["times_ms"])
+    # The worker itself keeps `threads` cores busy; more than that means other load.
+    ncpu = os.cpu_count() or 1
+    other = max(0.0, busy - 100.0 * min(threads, ncpu) / ncpu)
+    return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)),
+            "p99": float(np.percentile(times, 99)), "runs": int(len(times)), "other_load_percent": round(other, 1)}
+
+
+def accuracy(rt, images: np.ndarray, masks: np.ndarray, torch_masks: list[np.ndarray]) -> dict:
+    from egeunet.metrics import SegmentationMeter
+
+    gt, agree = SegmentationMeter(), SegmentationMeter()
+    for img, m, tm in zip(images, masks, torch_masks):
+        pred = rt.predict(img) >= rt.pre.threshold
+        gt.update(pred, m > 0)
+        agree.update(pred, tm)
+    return {"dice_pooled": gt.pooled()["dice"], "dice_per_image": gt.per_image_mean()["dice"],
+            "iou_vs_torch": agree.pooled()["iou"], "dice_vs_torch": agree.pooled()["dice"]}
+
+
+def run(exports: str | Path = "exports", data: str | Path | None = None, threads: tuple[int, ...] = (1, 2, 4),
+        quick: bool = False, formats: list[str] | None = None, min_iou: float = 0.9) -> dict:
+    from egeunet.data import SegmentationFolder, resolve_data_root
+    from egeunet.runtimes import open_runtime
+
+    n_images, runs, warmup = (16, 10, 3) if quick else (None, 50, 10)
+    folder = SegmentationFolder(resolve_data_root(data))
+    split = folder.load_split("test", 256, n_images)
+    torch_rt = open_runtime()
+    torch_masks = [torch_rt.predict(img) >= torch_rt.pre.threshold for img in split.images]
+    rows = []
+    for fmt, precision, path, man in discover(Path(exports)):
+        key = f"{fmt}-{precision}"
+        if formats and fmt not in formats and key not in formats:
+            continue
+        row = Row(fmt, precision, str(path) if path else "shipped weights", size_bytes=man.get("bytes"), ops=_op_count(man))
+        try:
+            rt = torch_rt if path is None else open_runtime(path)
+            for k, v in accuracy(rt, split.images, split.masks, torch_masks).items():
+                setattr(row, k, v)
+            for t in threads:
+                row.latency_ms[str(t)] = measure_latency(path, t, runs, warmup)
+            row.fps = 1000.0 / row.latency_ms[str(threads[0])]["p50"]
+            row.busy_cpu_percent = max(v["other_load_percent"] for v in row.latency_ms.values())
+            if row.iou_vs_torch < min_iou:
+                row.status, row.reason = "parity-failed", f"mask IoU vs torch {row.iou_vs_torch:.3f} < {min_iou}"
+        except (ImportError, ValueError, RuntimeError) as e:
+            row.status, row.reason = "failed", str(e).splitlines()[0]
+        log.info("[bench] %s %s %s", key, row.status, row.reason)
+        rows.append(row)
+    return {"machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "n_images": len(split),
+            "quick": quick, "threads": list(threads), "rows": [asdict(r) for r in rows]}
+
+
+def machine_info() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu or platform.machine(), "cores": os.cpu_count(), "system": platform.platform(),
+            "python": platform.python_version()}
+
+
+def markdown(report: dict) -> str:
+    ts = report["threads"]
+    head = "| format | precision | status | bytes | ops | Dice pooled | Dice/img | IoU vs torch | " + \
+        " | ".join(f"ms p50 @{t}" for t in ts) + " | FPS @1 |"
+    lines = [head, "|" + "---|" * (9 + len(ts))]
+    for r in report["rows"]:
+        def f(v, fmt):
+            return format(v, fmt) if v is not None else "—"
+        lat = " | ".join(f(r["latency_ms"].get(str(t), {}).get("p50"), ".2f") for t in ts)
+        status = r["status"] + (f" ({r['reason']})" if r["reason"] else "")
+        lines.append(f"| {r['format']} | {r['precision']} | {status} | {f(r['size_bytes'], ',')} | {f(r['ops'], 'd')} | "
+                     f"{f(r['dice_pooled'], '.4f')} | {f(r['dice_per_image'], '.4f')} | {f(r['iou_vs_torch'], '.4f')} | "
+                     f"{lat} | {f(r['fps'], '.1f')} |")
+    m = report["machine"]
+    lines.append(f"\n{report['n_images']} test images; {m['cpu']}, {m['cores']} cores; {report['date']}.")
+    busy = [r for r in report["rows"] if (r["busy_cpu_percent"] or 0) > 20]
+    if busy:
+        lines.append("WARNING: the CPU was busy with other work while timing: "
+                     + ", ".join(f"{r['format']}-{r['precision']} ({r['busy_cpu_percent']:.0f}%)" for r in busy))
+    return "\n".join(lines)

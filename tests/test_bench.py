@@ -1,0 +1,41 @@
+"""egeunet-bench --quick over every format that runs on Linux: PyTorch, ONNX, TFLite x3."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("onnx", reason="the bench reads exported files: pip install -e '.[export]'")
+
+
+def test_bench_quick_reports_every_linux_format(tflite_exports, isic_root, tmp_path):
+    from egeunet.export import export
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    export("onnx", out=exports / "onnx-fp32", data=isic_root, num_verify=2)
+    for precision, (r, out) in tflite_exports.items():
+        assert r.returncode == 0, r.stderr[-2000:]
+        (exports / f"tflite-{precision}").symlink_to(out)
+    report_path = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--exports", str(exports),
+                        "--data", str(isic_root), "--threads", "1", "2", "--json", str(report_path),
+                        "--md", str(tmp_path / "bench.md")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert {"machine", "rows"} <= set(report) and report["machine"]["cores"] >= 1
+    rows = {(row["format"], row["precision"]): row for row in report["rows"]}
+    assert set(rows) == {("torch", "fp32"), ("onnx", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8")}
+    for key, row in rows.items():
+        assert row["status"] in ("ok", "parity-failed"), (key, row["reason"])
+        assert row["size_bytes"] > 100_000
+        assert 0.5 < row["dice_pooled"] <= 1.0 and 0.5 < row["dice_per_image"] <= 1.0
+        assert set(row["latency_ms"]) == {"1", "2"}
+        lat = row["latency_ms"]["1"]
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
+        assert row["fps"] > 0
+    assert rows[("torch", "fp32")]["iou_vs_torch"] == 1.0
+    assert rows[("onnx", "fp32")]["iou_vs_torch"] >= 0.999 and rows[("tflite", "fp32")]["iou_vs_torch"] >= 0.999
+    assert rows[("tflite", "int8")]["ops"] > 0
+    assert "| tflite | int8 |" in (tmp_path / "bench.md").read_text()
