@@ -182,8 +182,9 @@ def bench_main(argv=None) -> int:
     p.add_argument("--min-iou", type=float, default=0.9, help="mask IoU vs torch below this marks parity-failed")
     p.add_argument("--json", dest="json_out")
     p.add_argument("--md", dest="md_out")
+    p.add_argument("--plots", metavar="DIR", help="write latency_vs_size.png, dice_per_format.png, overlays.png here")
     a = p.parse_args(argv)
-    report = run(a.exports, a.data, tuple(a.threads), a.quick, a.formats, a.min_iou)
+    report = run(a.exports, a.data, tuple(a.threads), a.quick, a.formats, a.min_iou, a.plots)
     table = markdown(report)
     print(table)
     if a.json_out:

@@ -39,3 +39,22 @@ def test_bench_quick_reports_every_linux_format(tflite_exports, isic_root, tmp_p
     assert rows[("onnx", "fp32")]["iou_vs_torch"] >= 0.999 and rows[("tflite", "fp32")]["iou_vs_torch"] >= 0.999
     assert rows[("tflite", "int8")]["ops"] > 0
     assert "| tflite | int8 |" in (tmp_path / "bench.md").read_text()
+
+
+def test_bench_plots_and_format_filter(isic_root, tmp_path):
+    from PIL import Image
+
+    from egeunet.export import export
+
+    exports = tmp_path / "exports"
+    export("onnx", out=exports / "onnx-fp32", data=isic_root, num_verify=2)
+    r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--exports", str(exports),
+                        "--data", str(isic_root), "--threads", "1", "--formats", "torch", "onnx",
+                        "--plots", str(tmp_path / "plots"), "--json", str(tmp_path / "b.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert [row["format"] for row in report["rows"]] == ["torch", "onnx"]
+    for name in ("latency_vs_size.png", "dice_per_format.png", "overlays.png"):
+        with Image.open(tmp_path / "plots" / name) as im:
+            assert im.size[0] > 300 and im.size[1] > 200

@@ -92,20 +92,26 @@ def measure_latency(path: Path | None, threads: int, runs: int, warmup: int) -> 
             "p99": float(np.percentile(times, 99)), "runs": int(len(times)), "other_load_percent": round(other, 1)}
 
 
-def accuracy(rt, images: np.ndarray, masks: np.ndarray, torch_masks: list[np.ndarray]) -> dict:
+def accuracy(rt, images: np.ndarray, masks: np.ndarray, torch_masks: list[np.ndarray],
+             keep: int = 0) -> tuple[dict, list[np.ndarray]]:
+    """Scores against the truth and against PyTorch's masks; also the first ``keep`` masks."""
     from egeunet.metrics import SegmentationMeter
 
     gt, agree = SegmentationMeter(), SegmentationMeter()
+    kept = []
     for img, m, tm in zip(images, masks, torch_masks):
         pred = rt.predict(img) >= rt.pre.threshold
         gt.update(pred, m > 0)
         agree.update(pred, tm)
-    return {"dice_pooled": gt.pooled()["dice"], "dice_per_image": gt.per_image_mean()["dice"],
-            "iou_vs_torch": agree.pooled()["iou"], "dice_vs_torch": agree.pooled()["dice"]}
+        if len(kept) < keep:
+            kept.append(pred)
+    return ({"dice_pooled": gt.pooled()["dice"], "dice_per_image": gt.per_image_mean()["dice"],
+             "iou_vs_torch": agree.pooled()["iou"], "dice_vs_torch": agree.pooled()["dice"]}, kept)
 
 
 def run(exports: str | Path = "exports", data: str | Path | None = None, threads: tuple[int, ...] = (1, 2, 4),
-        quick: bool = False, formats: list[str] | None = None, min_iou: float = 0.9) -> dict:
+        quick: bool = False, formats: list[str] | None = None, min_iou: float = 0.9,
+        plots: str | Path | None = None, n_overlay: int = 6) -> dict:
     from egeunet.data import SegmentationFolder, resolve_data_root
     from egeunet.runtimes import open_runtime
 
@@ -115,6 +121,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     torch_rt = open_runtime()
     torch_masks = [torch_rt.predict(img) >= torch_rt.pre.threshold for img in split.images]
     rows = []
+    masks_by_row: dict[str, list[np.ndarray]] = {}
     for fmt, precision, path, man in discover(Path(exports)):
         key = f"{fmt}-{precision}"
         if formats and fmt not in formats and key not in formats:
@@ -122,7 +129,8 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
         row = Row(fmt, precision, str(path) if path else "shipped weights", size_bytes=man.get("bytes"), ops=_op_count(man))
         try:
             rt = torch_rt if path is None else open_runtime(path)
-            for k, v in accuracy(rt, split.images, split.masks, torch_masks).items():
+            scores, masks_by_row[key] = accuracy(rt, split.images, split.masks, torch_masks, n_overlay if plots else 0)
+            for k, v in scores.items():
                 setattr(row, k, v)
             for t in threads:
                 row.latency_ms[str(t)] = measure_latency(path, t, runs, warmup)
@@ -134,8 +142,16 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
             row.status, row.reason = "failed", str(e).splitlines()[0]
         log.info("[bench] %s %s %s", key, row.status, row.reason)
         rows.append(row)
-    return {"machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "n_images": len(split),
-            "quick": quick, "threads": list(threads), "rows": [asdict(r) for r in rows]}
+    report = {"machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "n_images": len(split),
+              "quick": quick, "threads": list(threads), "rows": [asdict(r) for r in rows]}
+    if plots:
+        from egeunet.benchmarks.plots import write_plots
+
+        images = split.images[:n_overlay]
+        masks_by_row = {"truth": [m > 0 for m in split.masks[:n_overlay]],
+                        **{k: v for k, v in masks_by_row.items() if v}}
+        report["plots"] = [str(p) for p in write_plots(report, Path(plots), images, masks_by_row)]
+    return report
 
 
 def machine_info() -> dict:
