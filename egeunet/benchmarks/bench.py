@@ -61,7 +61,7 @@ def _op_count(man: dict) -> int | None:
     return graph.get("nodes")
 
 
-def _cpu_busy_percent(seconds: float = 0.0) -> float:
+def _cpu_busy_percent() -> float:
     """Whole-machine CPU use from /proc/stat over the interval since the previous call."""
     with open("/proc/stat") as f:
         vals = [int(v) for v in f.readline().split()[1:]]

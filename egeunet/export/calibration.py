@@ -31,7 +31,7 @@ def images_from_folder(folder: str | Path, n: int, size: int) -> np.ndarray:
         raise ValueError(f"{folder}: calibration folder does not exist")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     images, bad = [], 0
-    for p in _evenly_spaced(files, n) if len(files) > n else files:
+    for p in _evenly_spaced(files, n):
         try:
             images.append(resize_image(read_image(p), size))
         except ImageReadError as e:

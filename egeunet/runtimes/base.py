@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,6 @@ class IOSpec:
     output_kind: str  # "logits" or "probs"
     input_quant: tuple[float, int] | None = None  # (scale, zero_point) for integer inputs
     output_quant: tuple[float, int] | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
