@@ -174,7 +174,9 @@ def bench_main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="egeunet-bench", description="Size, Dice, parity with PyTorch and latency "
                                 "of every exported model file (plus PyTorch eager), in one run.")
-    p.add_argument("--exports", default="exports", help="folder of egeunet-export outputs (default %(default)s)")
+    p.add_argument("--exports", default="exports", help="folder of egeunet-export outputs (default %(default)s); "
+                   "default variants missing from it are exported there from the shipped weights first")
+    p.add_argument("--no-export", action="store_true", help="measure only what is already in --exports")
     p.add_argument("--formats", nargs="+", help="only these targets or target-precision keys (e.g. torch tflite-int8)")
     p.add_argument("--data", help="data root for the test split (default $EGEUNET_DATA or ../shared/data/isic2018)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4])
@@ -184,7 +186,8 @@ def bench_main(argv=None) -> int:
     p.add_argument("--md", dest="md_out")
     p.add_argument("--plots", metavar="DIR", help="write latency_vs_size.png, dice_per_format.png, overlays.png here")
     a = p.parse_args(argv)
-    report = run(a.exports, a.data, tuple(a.threads), a.quick, a.formats, a.min_iou, a.plots)
+    report = run(a.exports, a.data, tuple(a.threads), a.quick, a.formats, a.min_iou, a.plots,
+                 make_missing=not a.no_export)
     table = markdown(report)
     print(table)
     if a.json_out:

@@ -19,7 +19,7 @@ def test_bench_quick_reports_every_linux_format(tflite_exports, isic_root, tmp_p
         assert r.returncode == 0, r.stderr[-2000:]
         (exports / f"tflite-{precision}").symlink_to(out)
     report_path = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--exports", str(exports),
+    r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--no-export", "--exports", str(exports),
                         "--data", str(isic_root), "--threads", "1", "2", "--json", str(report_path),
                         "--md", str(tmp_path / "bench.md")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -41,13 +41,11 @@ def test_bench_quick_reports_every_linux_format(tflite_exports, isic_root, tmp_p
     assert "| tflite | int8 |" in (tmp_path / "bench.md").read_text()
 
 
-def test_bench_plots_and_format_filter(isic_root, tmp_path):
+def test_bench_exports_missing_variants_then_plots(isic_root, tmp_path):
+    """An empty --exports folder: the bench makes the ONNX file itself, then measures it."""
     from PIL import Image
 
-    from egeunet.export import export
-
     exports = tmp_path / "exports"
-    export("onnx", out=exports / "onnx-fp32", data=isic_root, num_verify=2)
     r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--exports", str(exports),
                         "--data", str(isic_root), "--threads", "1", "--formats", "torch", "onnx",
                         "--plots", str(tmp_path / "plots"), "--json", str(tmp_path / "b.json")],
@@ -55,6 +53,20 @@ def test_bench_plots_and_format_filter(isic_root, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "b.json").read_text())
     assert [row["format"] for row in report["rows"]] == ["torch", "onnx"]
+    assert (exports / "onnx-fp32" / "manifest.json").exists()
+    assert report["rows"][1]["status"] == "ok" and report["rows"][1]["iou_vs_torch"] >= 0.999
     for name in ("latency_vs_size.png", "dice_per_format.png", "overlays.png"):
         with Image.open(tmp_path / "plots" / name) as im:
             assert im.size[0] > 300 and im.size[1] > 200
+
+
+def test_bench_reports_a_failed_export_as_a_row(isic_root, tmp_path):
+    not_a_dir = tmp_path / "exports"
+    not_a_dir.write_text("a file where the exports folder should be")
+    r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--exports", str(not_a_dir),
+                        "--data", str(isic_root), "--threads", "1", "--formats", "onnx",
+                        "--json", str(tmp_path / "b.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert (row["format"], row["precision"], row["status"]) == ("onnx", "fp32", "failed")
+    assert row["reason"].startswith("export failed:") and "exports" in row["reason"]

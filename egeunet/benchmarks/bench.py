@@ -42,6 +42,10 @@ class Row:
     busy_cpu_percent: float | None = None
 
 
+_ORDER = {k: i for i, k in enumerate(["torch-fp32", "onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8",
+                                       "coreml-fp16", "coreml-int8"])}
+
+
 def discover(exports: Path) -> list[tuple[str, str, Path | None, dict]]:
     """(format, precision, path, manifest) for PyTorch and every artifact under ``exports``."""
     from egeunet.model.checkpoint import PRETRAINED
@@ -51,6 +55,31 @@ def discover(exports: Path) -> list[tuple[str, str, Path | None, dict]]:
         man = json.loads(man_path.read_text())
         found.append((man["target"], man["precision"], man_path.parent / man["file"], man))
     return found
+
+
+def _wanted(fmt: str, precision: str, formats: list[str] | None) -> bool:
+    return not formats or fmt in formats or f"{fmt}-{precision}" in formats
+
+
+def ensure_exports(exports: Path, formats: list[str] | None, data) -> dict[str, str]:
+    """Make every default variant of ``egeunet-export`` that ``exports`` lacks, from the shipped weights.
+
+    Returns {format key: one-line reason} for variants whose export failed, so that they
+    still get a row (status ``failed``) instead of silently vanishing from the table.
+    """
+    from egeunet.export import export
+    from egeunet.export.common import FORMATS
+
+    failures = {}
+    for fmt in FORMATS:
+        if not _wanted(fmt.target, fmt.precision, formats) or (exports / fmt.key / "manifest.json").exists():
+            continue
+        log.info("[bench] %s is not in %s: exporting it from the shipped weights", fmt.key, exports)
+        try:
+            export(fmt.target, fmt.precision, out=exports / fmt.key, data=data)
+        except Exception as e:  # ImportError (extras missing), ExportError, ParityError: report, go on
+            failures[fmt.key] = f"export failed: {(str(e).strip().splitlines() or [e.__class__.__name__])[0]}"
+    return failures
 
 
 def _op_count(man: dict) -> int | None:
@@ -111,7 +140,7 @@ def accuracy(rt, images: np.ndarray, masks: np.ndarray, torch_masks: list[np.nda
 
 def run(exports: str | Path = "exports", data: str | Path | None = None, threads: tuple[int, ...] = (1, 2, 4),
         quick: bool = False, formats: list[str] | None = None, min_iou: float = 0.9,
-        plots: str | Path | None = None, n_overlay: int = 6) -> dict:
+        plots: str | Path | None = None, n_overlay: int = 6, make_missing: bool = True) -> dict:
     from egeunet.data import SegmentationFolder, resolve_data_root
     from egeunet.runtimes import open_runtime
 
@@ -120,11 +149,12 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     split = folder.load_split("test", 256, n_images)
     torch_rt = open_runtime()
     torch_masks = [torch_rt.predict(img) >= torch_rt.pre.threshold for img in split.images]
-    rows = []
+    export_failures = ensure_exports(Path(exports), formats, data) if make_missing else {}
+    rows = [Row(*key.split("-"), None, status="failed", reason=reason) for key, reason in export_failures.items()]
     masks_by_row: dict[str, list[np.ndarray]] = {}
     for fmt, precision, path, man in discover(Path(exports)):
         key = f"{fmt}-{precision}"
-        if formats and fmt not in formats and key not in formats:
+        if not _wanted(fmt, precision, formats):
             continue
         row = Row(fmt, precision, str(path) if path else "shipped weights", size_bytes=man.get("bytes"), ops=_op_count(man))
         try:
@@ -142,6 +172,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
             row.status, row.reason = "failed", str(e).splitlines()[0]
         log.info("[bench] %s %s %s", key, row.status, row.reason)
         rows.append(row)
+    rows.sort(key=lambda r: _ORDER.get(f"{r.format}-{r.precision}", len(_ORDER)))
     report = {"machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "n_images": len(split),
               "quick": quick, "threads": list(threads), "rows": [asdict(r) for r in rows]}
     if plots:
