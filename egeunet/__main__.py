@@ -5,7 +5,8 @@ import sys
 from egeunet import cli
 
 COMMANDS = {"train": cli.train_main, "eval": cli.eval_main, "export": cli.export_main,
-            "predict": cli.predict_main, "bench": cli.bench_main}
+            "predict": cli.predict_main, "bench": cli.bench_main,
+            "armlab": cli.armlab_main}
 
 
 def main() -> int:

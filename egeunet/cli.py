@@ -185,13 +185,58 @@ def bench_main(argv=None) -> int:
     p.add_argument("--json", dest="json_out")
     p.add_argument("--md", dest="md_out")
     p.add_argument("--plots", metavar="DIR", help="write latency_vs_size.png, dice_per_format.png, overlays.png here")
+    d = p.add_argument_group("phone-class CPUs (rows for the .tflite files, marked with the device)")
+    d.add_argument("--remote", metavar="ssh://user@host[:port]", help="also run on this aarch64 Linux (Raspberry Pi) "
+                   "over SSH (key login); it needs python3, numpy and ai-edge-litert or tflite-runtime")
+    d.add_argument("--remote-python", default="python3", help="python on the remote device (default %(default)s)")
+    d.add_argument("--ssh-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for ssh and scp, repeatable (e.g. --ssh-arg=-i --ssh-arg=~/.ssh/pi)")
+    d.add_argument("--adb", nargs="?", const="", metavar="SERIAL", help="also run on the Android phone (SERIAL, "
+                   "or the only one attached) with LiteRT's benchmark_model, pinned to the big cores")
+    d.add_argument("--benchmark-model", metavar="PATH", help="LiteRT's android_aarch64_benchmark_model binary for --adb")
+    d.add_argument("--emulate", nargs="+", default=[], metavar="CORE", help="also run on emulated cores "
+                   "(cortex-a76 cortex-a72 cortex-a55): parity with this machine and instructions per inference; "
+                   "needs `egeunet-armlab setup` once")
+    d.add_argument("--device-images", type=int, help="test images for Dice and parity on a device "
+                   "(default: SSH 64, emulated 8; --quick: 16 and 4)")
     a = p.parse_args(argv)
-    report = run(a.exports, a.data, tuple(a.threads), a.quick, a.formats, a.min_iou, a.plots,
-                 make_missing=not a.no_export)
+    try:
+        report = run(a.exports, a.data, tuple(a.threads), a.quick, a.formats, a.min_iou, a.plots,
+                     make_missing=not a.no_export, remote=a.remote, remote_python=a.remote_python,
+                     ssh_args=tuple(a.ssh_arg), adb=a.adb, benchmark_model=a.benchmark_model,
+                     emulate=tuple(a.emulate), device_images=a.device_images)
+    except RuntimeError as e:  # a device route that cannot start (lab not set up, ...); ValueError: _user_errors
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     table = markdown(report)
     print(table)
     if a.json_out:
         atomic_write_json(a.json_out, report)
     if a.md_out:
         atomic_write_bytes(a.md_out, (table + "\n").encode())
+    return 0
+
+
+@_user_errors
+def armlab_main(argv=None) -> int:
+    from egeunet.benchmarks import emulate
+
+    p = argparse.ArgumentParser(prog="egeunet-armlab", description="The emulated Cortex-A lab for "
+                                "`egeunet-bench --emulate`: an arm64 Debian root filesystem with LiteRT, run under "
+                                "qemu-aarch64 with an instruction-counting plugin.")
+    p.add_argument("command", choices=["setup", "check"], help="setup: build it (idempotent, needs root, about "
+                   "3 minutes the first time); check: say whether it is ready")
+    p.add_argument("--dir", help="where the lab lives (default $EGEUNET_ARMLAB or ~/.cache/egeunet/armlab)")
+    a = p.parse_args(argv)
+    lab = Path(a.dir) if a.dir else emulate.lab_dir()
+    try:
+        if a.command == "setup":
+            emulate.setup(lab)
+        emulate.check_lab(lab)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    qemu = emulate.qemu_binary()
+    print(f"arm lab ready at {lab}; {qemu} emulates "
+          f"{', '.join(c for c in emulate.CORES if c in emulate.available_cpus(qemu))}")
     return 0

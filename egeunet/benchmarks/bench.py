@@ -40,6 +40,12 @@ class Row:
     latency_ms: dict = field(default_factory=dict)
     fps: float | None = None
     busy_cpu_percent: float | None = None
+    # Rows measured on another device (``--remote``, ``--adb``, ``--emulate``); None = this machine.
+    device: str | None = None
+    n_images: int | None = None  # test images behind a device row's Dice (fewer than the host's)
+    vs_host: dict | None = None  # parity with the same file run on this machine (max |Δ|, mask IoU)
+    instructions_per_inference: float | None = None  # emulated rows: aarch64 instructions (a proxy, no time)
+    insn_classes: dict = field(default_factory=dict)  # per inference: sdot, udot, fmla, smlal, ...
 
 
 _ORDER = {k: i for i, k in enumerate(["torch-fp32", "onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8",
@@ -140,10 +146,22 @@ def accuracy(rt, images: np.ndarray, masks: np.ndarray, torch_masks: list[np.nda
 
 def run(exports: str | Path = "exports", data: str | Path | None = None, threads: tuple[int, ...] = (1, 2, 4),
         quick: bool = False, formats: list[str] | None = None, min_iou: float = 0.9,
-        plots: str | Path | None = None, n_overlay: int = 6, make_missing: bool = True) -> dict:
+        plots: str | Path | None = None, n_overlay: int = 6, make_missing: bool = True,
+        remote: str | None = None, remote_python: str = "python3", ssh_args: tuple[str, ...] = (),
+        adb: str | None = None, benchmark_model: str | Path | None = None,
+        emulate: tuple[str, ...] = (), device_images: int | None = None) -> dict:
+    """One report: rows for this machine, then rows for each device asked for.
+
+    ``remote`` (ssh://user@host[:port]), ``adb`` (a serial, or "" for the only phone, with
+    ``benchmark_model``) and ``emulate`` (cortex-a76, ...) add rows for the .tflite files, marked
+    with their ``device``; see :mod:`egeunet.benchmarks.devices`."""
     from egeunet.data import SegmentationFolder, resolve_data_root
     from egeunet.runtimes import open_runtime
 
+    if remote or adb is not None or emulate:
+        from egeunet.benchmarks.devices import validate
+
+        validate(remote, adb, benchmark_model, tuple(emulate))
     n_images, runs, warmup = (16, 10, 3) if quick else (None, 50, 10)
     folder = SegmentationFolder(resolve_data_root(data))
     split = folder.load_split("test", 256, n_images)
@@ -173,6 +191,13 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
         log.info("[bench] %s %s %s", key, row.status, row.reason)
         rows.append(row)
     rows.sort(key=lambda r: _ORDER.get(f"{r.format}-{r.precision}", len(_ORDER)))
+    if remote or adb is not None or emulate:
+        from egeunet.benchmarks.devices import device_rows
+
+        tflites = [(p, m) for f, pr, p, m in discover(Path(exports)) if f == "tflite" and _wanted(f, pr, formats)]
+        rows += device_rows(tflites, split, torch_masks, threads, runs, warmup, quick, remote=remote,
+                            remote_python=remote_python, ssh_args=ssh_args, adb=adb,
+                            benchmark_model=benchmark_model, emulate=emulate, device_images=device_images)
     report = {"machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "n_images": len(split),
               "quick": quick, "threads": list(threads), "rows": [asdict(r) for r in rows]}
     if plots:
@@ -198,23 +223,57 @@ def machine_info() -> dict:
             "python": platform.python_version()}
 
 
+def _f(v, fmt):
+    return format(v, fmt) if v is not None else "—"
+
+
+def _p50(lat: dict) -> str:
+    # adb rows from an older benchmark_model have only the mean: say so rather than call it p50
+    if lat.get("p50") is not None:
+        return format(lat["p50"], ".2f")
+    return f"avg {lat['avg']:.2f}" if lat.get("avg") is not None else "—"
+
+
 def markdown(report: dict) -> str:
     ts = report["threads"]
+    rows = report["rows"]
+    on_devices = any(r.get("device") for r in rows)
     head = "| format | precision | status | bytes | ops | Dice pooled | Dice/img | IoU vs torch | " + \
-        " | ".join(f"ms p50 @{t}" for t in ts) + " | FPS @1 |"
-    lines = [head, "|" + "---|" * (9 + len(ts))]
-    for r in report["rows"]:
-        def f(v, fmt):
-            return format(v, fmt) if v is not None else "—"
-        lat = " | ".join(f(r["latency_ms"].get(str(t), {}).get("p50"), ".2f") for t in ts)
-        status = r["status"] + (f" ({r['reason']})" if r["reason"] else "")
+        " | ".join(f"ms p50 @{t}" for t in ts) + " | FPS @1 |" + (" device |" if on_devices else "")
+    lines = [head, "|" + "---|" * (9 + len(ts) + on_devices)]
+    for r in rows:
+        f = _f
+        lat = " | ".join(_p50(r["latency_ms"].get(str(t), {})) for t in ts)
+        status = r["status"] + (f" ({r['reason']})" if r["reason"] and r["status"] != "ok" else "")
         lines.append(f"| {r['format']} | {r['precision']} | {status} | {f(r['size_bytes'], ',')} | {f(r['ops'], 'd')} | "
                      f"{f(r['dice_pooled'], '.4f')} | {f(r['dice_per_image'], '.4f')} | {f(r['iou_vs_torch'], '.4f')} | "
-                     f"{lat} | {f(r['fps'], '.1f')} |")
+                     f"{lat} | {f(r['fps'], '.1f')} |" + (f" {r.get('device') or 'this machine'} |" if on_devices else ""))
     m = report["machine"]
     lines.append(f"\n{report['n_images']} test images; {m['cpu']}, {m['cores']} cores; {report['date']}.")
     busy = [r for r in report["rows"] if (r["busy_cpu_percent"] or 0) > 20]
     if busy:
         lines.append("WARNING: the CPU was busy with other work while timing: "
                      + ", ".join(f"{r['format']}-{r['precision']} ({r['busy_cpu_percent']:.0f}%)" for r in busy))
+    parity = [r for r in rows if r.get("vs_host")]
+    if parity:
+        lines += ["", "Devices against this machine (same file, same inputs):", "",
+                  "| device | format | precision | images | max \\|Δ\\| vs host | mask IoU vs host | bit-identical |",
+                  "|---|---|---|---:|---:|---:|---|"]
+        for r in parity:
+            v = r["vs_host"]
+            lines.append(f"| {r['device']} | {r['format']} | {r['precision']} | {v['images']} | {v['max_abs_diff']:.2g} | "
+                         f"{v['mask_iou']:.4f} | {'yes' if v['bit_identical'] else 'no'} |")
+    emulated = [r for r in rows if r.get("instructions_per_inference") is not None]
+    if emulated:
+        lines += ["", "Emulated cores: aarch64 instructions per inference (1 thread; a cost proxy for ratios, "
+                  "no caches or IPC, not a time):", "",
+                  "| device | precision | instructions / inference | vs fp32 on this core | sdot+udot | fmla | "
+                  "smlal+smull |", "|---|---|---:|---:|---:|---:|---:|"]
+        fp32 = {r["device"]: r["instructions_per_inference"] for r in emulated if r["precision"] == "fp32"}
+        for r in emulated:
+            c, base = r["insn_classes"], fp32.get(r["device"])
+            ratio = f"{r['instructions_per_inference'] / base:.2f}×" if base else "—"
+            lines.append(f"| {r['device']} | {r['precision']} | {r['instructions_per_inference'] / 1e6:,.1f} M | {ratio} | "
+                         f"{(c.get('sdot', 0) + c.get('udot', 0)) / 1e6:,.2f} M | {c.get('fmla', 0) / 1e6:,.2f} M | "
+                         f"{sum(c.get(k, 0) for k in ('smlal', 'umlal', 'smull', 'umull')) / 1e6:,.2f} M |")
     return "\n".join(lines)
