@@ -1,0 +1,25 @@
+// The preprocessing contract shared with Python: plain Kotlin/JVM, no Android classes,
+// unit-tested on the JVM against golden vectors written by `python -m egeunet.android_golden`.
+plugins {
+    id("org.jetbrains.kotlin.jvm")
+}
+
+java {
+    sourceCompatibility = JavaVersion.VERSION_1_8
+    targetCompatibility = JavaVersion.VERSION_1_8
+}
+
+kotlin {
+    jvmToolchain(17)
+    compilerOptions { jvmTarget.set(org.jetbrains.kotlin.gradle.dsl.JvmTarget.JVM_1_8) }
+}
+
+dependencies {
+    testImplementation("junit:junit:4.13.2")
+}
+
+tasks.test {
+    // Fresh vectors from the Python side: ./gradlew :contract:test -Pgolden=/path/to/golden
+    val golden = providers.gradleProperty("golden").orElse(file("src/test/resources/golden").path)
+    systemProperty("egeunet.golden", golden.get())
+}
