@@ -9,9 +9,8 @@ java {
     targetCompatibility = JavaVersion.VERSION_1_8
 }
 
-kotlin {
-    jvmToolchain(17)
-    compilerOptions { jvmTarget.set(org.jetbrains.kotlin.gradle.dsl.JvmTarget.JVM_1_8) }
+tasks.withType<org.jetbrains.kotlin.gradle.tasks.KotlinCompile>().configureEach {
+    kotlinOptions { jvmTarget = "1.8" } // the app compiles for Java 8 too
 }
 
 dependencies {
