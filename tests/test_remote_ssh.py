@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from egeunet.benchmarks.remote_ssh import SSHTarget, scp_command, ssh_command
+from egeunet.benchmarks.remote_ssh import SSHTarget, scp_command, shell_word, ssh_command
 
 pytest.importorskip("onnx", reason="the bench reads exported files: pip install -e '.[export]'")
 
@@ -81,6 +81,8 @@ def test_ssh_target_parsing():
             SSHTarget.parse(bad)
     assert ssh_command(t, "true", ("-i", "k"))[-4:] == ["-i", "k", "pi@raspberrypi.local", "true"]
     assert "-P" in scp_command(t, ["a"], "pi@raspberrypi.local:/tmp/") and "2222" in scp_command(t, ["a"], "x:")
+    assert shell_word("~/litert/bin/python") == '"$HOME"/litert/bin/python'
+    assert shell_word("/opt/my env/python3") == "'/opt/my env/python3'"
 
 
 def test_remote_rows_match_a_local_run(sshd, tflite_exports, isic_root, tmp_path):

@@ -49,7 +49,7 @@ class Row:
 
 
 _ORDER = {k: i for i, k in enumerate(["torch-fp32", "onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8",
-                                       "coreml-fp16", "coreml-int8"])}
+                                       "tflite-int8-full", "coreml-fp16", "coreml-int8"])}
 
 
 def discover(exports: Path) -> list[tuple[str, str, Path | None, dict]]:
@@ -158,7 +158,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     from egeunet.data import SegmentationFolder, resolve_data_root
     from egeunet.runtimes import open_runtime
 
-    if remote or adb is not None or emulate:
+    if remote or adb is not None or benchmark_model or emulate:
         from egeunet.benchmarks.devices import validate
 
         validate(remote, adb, benchmark_model, tuple(emulate))
@@ -168,7 +168,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     torch_rt = open_runtime()
     torch_masks = [torch_rt.predict(img) >= torch_rt.pre.threshold for img in split.images]
     export_failures = ensure_exports(Path(exports), formats, data) if make_missing else {}
-    rows = [Row(*key.split("-"), None, status="failed", reason=reason) for key, reason in export_failures.items()]
+    rows = [Row(*key.split("-", 1), None, status="failed", reason=reason) for key, reason in export_failures.items()]
     masks_by_row: dict[str, list[np.ndarray]] = {}
     for fmt, precision, path, man in discover(Path(exports)):
         key = f"{fmt}-{precision}"

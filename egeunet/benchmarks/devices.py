@@ -35,6 +35,9 @@ def validate(remote: str | None = None, adb: str | None = None, benchmark_model:
     if emulate:
         from egeunet.benchmarks import emulate as em
 
+        unknown = [c for c in emulate if c not in em.CORES]
+        if unknown:
+            raise ValueError(f"--emulate {unknown[0]}: unknown core; choose from {', '.join(em.CORES)}")
         lab = em.Lab()
         for cpu in emulate:
             em.check_cpu(cpu, lab.qemu)

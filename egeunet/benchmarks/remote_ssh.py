@@ -62,6 +62,13 @@ def scp_command(target: SSHTarget, sources: list[str], dest: str, ssh_args: tupl
     return ["scp", "-q", *_BATCH, "-P", str(target.port), *ssh_args, *sources, dest]
 
 
+def shell_word(path: str) -> str:
+    """Quote ``path`` for the remote shell, keeping a leading ``~/`` meaning the remote home."""
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
 class RemoteSession:
     """One temporary folder on the device; ``with`` removes it again."""
 
@@ -107,7 +114,7 @@ def check_device(session: RemoteSession, python: str) -> dict:
     probe = ("import json, platform, numpy\n"
              "try:\n    import ai_edge_litert as m\nexcept ImportError:\n    import tflite_runtime as m\n"
              "print(json.dumps({'machine': platform.machine(), 'numpy': numpy.__version__, 'backend': m.__name__}))")
-    r = session.run(f"{shlex.quote(python)} -c {shlex.quote(probe)}", check=False)
+    r = session.run(f"{shell_word(python)} -c {shlex.quote(probe)}", check=False)
     if r.returncode != 0:
         raise RuntimeError(f"{session.target}: {python} cannot import numpy and ai_edge_litert/tflite_runtime "
                            f"({dc.last_line(r.stderr, 'no message')}); on the device: "
@@ -130,7 +137,7 @@ def measure(target: SSHTarget, preps: list[dc.Prepared], threads: tuple[int, ...
             x_name, y_name, model = f"x{i}.npy", f"y{i}.npy", prep.path.name
             np.save(Path(tmp) / x_name, prep.inputs)
             s.put(prep.path, Path(tmp) / x_name)
-            base = f"cd {shlex.quote(s.dir)} && {shlex.quote(python)} device_runner.py --model {shlex.quote(model)} " \
+            base = f"cd {shlex.quote(s.dir)} && {shell_word(python)} device_runner.py --model {shlex.quote(model)} " \
                    f"--inputs {x_name}"
             latency, device = {}, {}
             for t in threads:

@@ -18,6 +18,7 @@ SUITE=bookworm
 # (bookworm's python3 is 3.11).
 PIP_PINS=(ai-edge-litert==2.1.0 numpy==1.26.4)
 ROOTFS=$LAB/rootfs
+SITE=/opt/egeunet-site  # guest path of the wheels (egeunet/benchmarks/emulate.py: SITE)
 mkdir -p "$LAB"
 
 say() { echo "[armlab] $*"; }
@@ -60,24 +61,29 @@ fi
 # ---- 2. LiteRT + numpy aarch64 wheels -------------------------------------------------
 if [ ! -e "$LAB/.stamp-wheels" ]; then
     pyver=$(chroot "$ROOTFS" /usr/bin/python3 -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
-    say "pip install --platform manylinux2014_aarch64 --python-version $pyver ${PIP_PINS[*]}"
-    rm -rf "$ROOTFS/opt/egeunet-site"
+    # Every manylinux tag the rootfs's glibc accepts (ai-edge-litert 2.1.0 is manylinux_2_27).
+    glibc_minor=$(chroot "$ROOTFS" /usr/bin/python3 -c 'import platform; print(platform.libc_ver()[1].split(".")[1])')
+    plats=(--platform manylinux2014_aarch64)
+    for v in $(seq 17 "$glibc_minor"); do plats+=(--platform "manylinux_2_${v}_aarch64"); done
+    say "pip install --target rootfs$SITE (cp$pyver, glibc 2.$glibc_minor, aarch64) ${PIP_PINS[*]}"
+    rm -rf "$ROOTFS$SITE"
     # The host pip downloads and unpacks the wheels (no emulated pip, no certificates in the rootfs).
     env -u PIP_CONSTRAINT -u PIP_FIND_LINKS "$PY" -m pip install -q --disable-pip-version-check --no-compile \
-        --target "$ROOTFS/opt/egeunet-site" --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
-        --python-version "$pyver" --implementation cp --only-binary=:all: "${PIP_PINS[@]}" \
-        || die "pip could not fetch the aarch64 wheels of ${PIP_PINS[*]}"
+        --target "$ROOTFS$SITE" "${plats[@]}" \
+        --python-version "$pyver" --implementation cp --only-binary=:all: "${PIP_PINS[@]}" >"$LAB/pip.log" 2>&1 \
+        || die "pip could not fetch the aarch64 wheels of ${PIP_PINS[*]}; see $LAB/pip.log"
     # Byte-compile once with the guest python: runs then never compile (or write) anything, so the
     # instruction counts of two runs differ only by what the runs do.
     say "byte-compiling the wheels with the guest python (emulated)"
-    chroot "$ROOTFS" /usr/bin/python3 -m compileall -q /opt/egeunet-site >/dev/null || die "compileall failed in the rootfs"
+    chroot "$ROOTFS" /usr/bin/python3 -m compileall -q "$SITE" >/dev/null || die "compileall failed in the rootfs"
     touch "$LAB/.stamp-wheels"
 fi
 
 # ---- 3. the instruction-counting plugin ------------------------------------------------
 QEMU_VERSION=$(dpkg-query -W -f='${Version}' qemu-user 2>/dev/null || true)
 [ -n "$QEMU_VERSION" ] || die "the qemu-user package is not installed (its dynamic qemu-aarch64 loads plugins): apt-get install -y qemu-user"
-HEADER="$LAB/include/$QEMU_VERSION/qemu-plugin.h"
+TAG=${QEMU_VERSION//[^A-Za-z0-9.+_-]/_}  # e.g. 1_7.2+dfsg-7+deb12u18+b3
+HEADER="$LAB/include/$TAG/qemu-plugin.h"
 if [ ! -s "$HEADER" ]; then
     say "fetching qemu-plugin.h from the Debian source of qemu $QEMU_VERSION"
     tmp=$(mktemp -d)
@@ -96,7 +102,7 @@ if [ ! -s "$HEADER" ]; then
     cp "$(find "$tmp" -path '*/include/qemu/qemu-plugin.h' | head -1)" "$HEADER.tmp" && mv "$HEADER.tmp" "$HEADER"
     rm -rf "$tmp"
 fi
-PLUGIN="$LAB/libinsncount-$QEMU_VERSION.so"
+PLUGIN="$LAB/libinsncount-$TAG.so"
 if [ ! -s "$PLUGIN" ] || [ "$HERE/insn_count.c" -nt "$PLUGIN" ]; then
     say "building $PLUGIN"
     # shellcheck disable=SC2046
