@@ -110,9 +110,13 @@ def export_main(argv=None) -> int:
                                 "verified against PyTorch, with a manifest.json beside the artifact.")
     p.add_argument("--target", required=True, choices=TARGETS)
     prec = p.add_mutually_exclusive_group()
-    prec.add_argument("--int8", action="store_true", help="full-integer int8 (tflite, uint8 pixel input) or "
-                      "per-channel int8 weights (coreml)")
+    prec.add_argument("--int8", action="store_true", help="tflite: int8 weights and int8 convolutions (dynamic "
+                      "range, float pixel input); coreml: per-channel int8 weights")
     prec.add_argument("--fp16", action="store_true", help="float16 weights (tflite; Core ML is fp16 by default)")
+    p.add_argument("--full-integer", action="store_true", help="with --int8, tflite: every tensor int8 except "
+                   "GELU/RSQRT, uint8 pixel input, calibrated on training images (for NPUs / integer accelerators)")
+    p.add_argument("--converter", choices=("tf", "onnx2tf"), default="tf", help="tflite route: our NHWC graph + "
+                   "TensorFlow's converter (default) or the ONNX file through onnx2tf")
     p.add_argument("--weights", help="checkpoint .safetensors with its .json sidecar (default: the shipped weights)")
     p.add_argument("--calib", help="folder of images for int8 calibration (default: a sample of the train split)")
     p.add_argument("--num-calib", type=int, default=DEFAULT_NUM_CALIB, help="calibration images (default %(default)s)")
@@ -124,10 +128,17 @@ def export_main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.target == "onnx" and (a.int8 or a.fp16):
         raise ValueError("--target onnx is the fp32 hub; --int8/--fp16 apply to tflite and coreml")
-    precision = "int8" if a.int8 else "fp16" if a.fp16 or a.target == "coreml" else "fp32"
+    if a.full_integer and not (a.int8 and a.target == "tflite"):
+        raise ValueError("--full-integer goes with --target tflite --int8")
+    if a.calib and not a.full_integer:
+        raise ValueError("--calib applies to --full-integer: the other variants need no calibration images")
+    if a.converter != "tf" and a.target != "tflite":
+        raise ValueError("--converter applies to --target tflite only")
+    precision = ("int8-full" if a.full_integer else "int8") if a.int8 else \
+        "fp16" if a.fp16 or a.target == "coreml" else "fp32"
     try:
         r = export(a.target, precision, weights=a.weights, out=a.out, calib=a.calib, num_calib=a.num_calib,
-                   data=a.data, num_verify=a.num_verify, min_iou=a.min_iou, output=a.output)
+                   data=a.data, num_verify=a.num_verify, min_iou=a.min_iou, output=a.output, converter=a.converter)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

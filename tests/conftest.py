@@ -38,15 +38,16 @@ def kvasir_root() -> Path:
     return _data_dir("kvasir-seg")
 
 
-TFLITE_VARIANTS = {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8", "--num-calib", "100"]}
+TFLITE_VARIANTS = {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8"],
+                   "int8-full": ["--int8", "--full-integer", "--num-calib", "100"]}
 
 
 @pytest.fixture(scope="session")
 def tflite_exports(tmp_path_factory, isic_root):
     """`egeunet-export --target tflite` once per precision for the whole session, with the
-    venv's bin/ *not* on PATH (onnx2tf would otherwise look for `onnxsim` there and fail).
+    venv's bin/ *not* on PATH (a converter that looks tools up there would fail).
     Returns {precision: (CompletedProcess, out_dir)}."""
-    pytest.importorskip("onnx2tf", reason="TFLite export needs the export extra: pip install -e '.[export]'")
+    pytest.importorskip("tensorflow", reason="TFLite export needs the export extra: pip install -e '.[export]'")
     root = tmp_path_factory.mktemp("tflite")
     env = dict(os.environ, PATH="/usr/bin:/bin", EGEUNET_DATA=str(isic_root))
     runs = {}

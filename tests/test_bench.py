@@ -26,7 +26,8 @@ def test_bench_quick_reports_every_linux_format(tflite_exports, isic_root, tmp_p
     report = json.loads(report_path.read_text())
     assert {"machine", "rows"} <= set(report) and report["machine"]["cores"] >= 1
     rows = {(row["format"], row["precision"]): row for row in report["rows"]}
-    assert set(rows) == {("torch", "fp32"), ("onnx", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8")}
+    assert set(rows) == {("torch", "fp32"), ("onnx", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8"),
+                         ("tflite", "int8-full")}
     for key, row in rows.items():
         assert row["status"] in ("ok", "parity-failed"), (key, row["reason"])
         assert row["size_bytes"] > 100_000

@@ -77,7 +77,9 @@ def test_parity_failure_exits_nonzero_and_leaves_no_artifact(tmp_path, isic_root
     (["--target", "tflite2"], "invalid choice"),
     (["--target", "onnx", "--int8"], "--target onnx is the fp32 hub"),
     (["--target", "onnx", "--weights", "missing.safetensors"], "missing.safetensors"),
-    (["--target", "tflite", "--int8", "--calib", "EMPTY"], "no readable image for calibration"),
+    (["--target", "tflite", "--int8", "--full-integer", "--calib", "EMPTY"], "no readable image for calibration"),
+    (["--target", "tflite", "--int8", "--calib", "EMPTY"], "--calib applies to --full-integer"),
+    (["--target", "onnx", "--full-integer"], "--full-integer goes with --target tflite --int8"),
     (["--target", "onnx", "--out", "/proc/egeunet-no"], "cannot create the output folder"),
 ])
 def test_cli_errors_are_one_line(args, message, tmp_path):

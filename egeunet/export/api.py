@@ -40,16 +40,20 @@ def artifact_name(fmt: Format) -> str:
 
 def export(target: str, precision: str = "fp32", *, weights: str | Path | None = None, out: str | Path | None = None,
            calib: str | Path | None = None, num_calib: int = DEFAULT_NUM_CALIB, data: str | Path | None = None,
-           num_verify: int = DEFAULT_NUM_VERIFY, min_iou: float | None = None, output: str | None = None) -> ExportResult:
+           num_verify: int = DEFAULT_NUM_VERIFY, min_iou: float | None = None, output: str | None = None,
+           converter: str = "tf") -> ExportResult:
     """Export the model in ``weights`` (default: the shipped weights) to ``target``.
 
     Args:
         target: "onnx", "tflite" or "coreml".
-        precision: "fp32" (onnx, tflite), "fp16" (tflite, coreml) or "int8" (tflite, coreml).
+        precision: "fp32" (onnx, tflite), "fp16" (tflite, coreml), "int8" (tflite: int8 weights and
+            conv arithmetic; coreml: int8 weights) or "int8-full" (tflite, full integer, uint8 input).
         calib: folder of images for int8 calibration (default: train split, else synthetic).
         data: data root for calibration and parity images (default: --data / $EGEUNET_DATA / ../shared).
         min_iou: parity gate on mask IoU vs PyTorch fp32 (default per format).
         output: "logits" or "probs" (default: logits; see docs/export.md for why).
+        converter: TFLite only: "tf" (our NHWC graph + TensorFlow's converter, the default)
+            or "onnx2tf" (the ONNX file through onnx2tf, kept for comparison).
     Returns:
         ExportResult with the artifact path, size, time and parity.
     Raises:
@@ -75,7 +79,7 @@ def export(target: str, precision: str = "fp32", *, weights: str | Path | None =
     with Timer() as t, staging_dir(out) as stage:
         artifact = stage / artifact_name(fmt)
         try:
-            io, extra = _convert(fmt, model, pre, artifact, output, stage, calib, num_calib, data_root)
+            io, extra = _convert(fmt, model, pre, artifact, output, stage, calib, num_calib, data_root, converter)
         except (ValueError, ImportError, ExportError):
             raise
         except Exception as e:  # a converter's own failure: say which step, keep one line
@@ -88,7 +92,8 @@ def export(target: str, precision: str = "fp32", *, weights: str | Path | None =
     return result
 
 
-def _convert(fmt: Format, model, pre, artifact: Path, output: str, stage: Path, calib, num_calib: int, data_root):
+def _convert(fmt: Format, model, pre, artifact: Path, output: str, stage: Path, calib, num_calib: int, data_root,
+             converter: str = "tf"):
     """Write ``artifact``; returns (io spec, manifest extras)."""
     from egeunet.export import calibration
 
@@ -97,12 +102,12 @@ def _convert(fmt: Format, model, pre, artifact: Path, output: str, stage: Path, 
 
         return onnx_io_spec(pre.size, output), {"graph": torch_to_onnx(model, pre.size, artifact, output)}
     if fmt.target == "tflite":
-        from egeunet.export.tflite_export import onnx_to_tflite
+        from egeunet.export.tflite_export import to_tflite
 
         calib_images, calib_source = None, None
-        if fmt.precision == "int8":
+        if fmt.precision == "int8-full":
             calib_images, calib_source = calibration.calibration_images(calib, num_calib, pre.size, data_root)
-        io, extra = onnx_to_tflite(model, pre, artifact, fmt.precision, output, calib_images, stage)
+        io, extra = to_tflite(model, pre, artifact, fmt.precision, output, calib_images, stage, converter)
         if calib_source:
             extra["calibration"] = {"images": calib_source, "n_images": int(len(calib_images))}
         return io, extra

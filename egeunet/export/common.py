@@ -47,7 +47,8 @@ FORMATS: tuple[Format, ...] = (
     Format("onnx", "fp32", ".onnx", "onnxruntime", min_iou=0.999, max_abs=1e-4),
     Format("tflite", "fp32", ".tflite", "litert", min_iou=0.999, max_abs=1e-3),
     Format("tflite", "fp16", ".tflite", "litert", min_iou=0.998),
-    Format("tflite", "int8", ".tflite", "litert", min_iou=0.90),
+    Format("tflite", "int8", ".tflite", "litert", min_iou=0.99),
+    Format("tflite", "int8-full", ".tflite", "litert", min_iou=0.90),
     Format("coreml", "fp16", ".mlpackage", "", min_iou=0.998),
     Format("coreml", "int8", ".mlpackage", "", min_iou=0.98),
 )

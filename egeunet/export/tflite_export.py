@@ -1,6 +1,20 @@
-"""ONNX -> TFLite with onnx2tf (fp32, fp16, full-integer int8).
+"""TFLite files, by two routes.
 
-onnx2tf's traps, and what we do about each (every one has a test):
+The default route (``converter="tf"``) writes the inference graph directly in TensorFlow
+ops, NHWC (:mod:`egeunet.export.tf_graph`), converts it with TensorFlow's own TFLite
+converter (:mod:`egeunet.export.tflite_convert`) and compacts the flatbuffer
+(:mod:`egeunet.export.tflite_compact`). Precisions:
+- ``fp32``; ``fp16`` (float16 weights, float compute);
+- ``int8``: int8 weights and int8 convolution arithmetic with activation scales computed
+  per inference (TFLite "dynamic range"; XNNPACK's qd8 kernels), every other op float;
+  float32 pixel input. The most accurate and the fastest int8 on a phone CPU (BENCHMARKS.md);
+- ``int8-full``: full-integer, uint8 pixel input (scale 1, zero point 0), activations
+  calibrated on training images; GELU and RSQRT stay float because XNNPACK has no int8
+  kernel for them (measured: 1.7x faster than with them in int8, same accuracy). What NPUs
+  and integer-only accelerators want.
+
+The second route (``converter="onnx2tf"``) converts our ONNX file with onnx2tf (fp32, fp16,
+int8-full); it is kept for comparison. onnx2tf's traps, and what we do about each (every one has a test):
 - It loads ``calibration_image_sample_data_20x128x128x3_float32.npy`` from its working
   directory and downloads it from GitHub when absent, on every 3-channel conversion. We run
   it in a scratch directory where we have written that file ourselves (synthetic
@@ -31,6 +45,7 @@ import numpy as np
 import torch
 
 from egeunet.export.calibration import synthetic_dermoscopy
+from egeunet.export.tflite_compact import compact
 from egeunet.export.common import ExportError
 from egeunet.export.onnx_export import torch_to_onnx
 from egeunet.model.egeunet import EGEUNet
@@ -41,7 +56,11 @@ log = logging.getLogger(__name__)
 
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 # onnx2tf's output file for each precision
-ONNX2TF_OUTPUT = {"fp32": "_float32.tflite", "fp16": "_float16.tflite", "int8": "_full_integer_quant.tflite"}
+ONNX2TF_OUTPUT = {"fp32": "_float32.tflite", "fp16": "_float16.tflite", "int8-full": "_full_integer_quant.tflite"}
+CONVERTERS = ("tf", "onnx2tf")
+# ops kept float in the int8-full file: XNNPACK has no int8 kernel for them, so in int8 each
+# one splits the graph into another delegate partition (see BENCHMARKS.md, int8 levers)
+FULL_INT8_FLOAT_OPS = ("GELU", "RSQRT")
 
 
 class PixelInput(torch.nn.Module):
@@ -94,9 +113,69 @@ def _run_onnx2tf(kwargs: dict, cwd: Path) -> None:
         raise ExportError(f"onnx2tf failed (exit {r.returncode}):\n" + "\n".join(lines[-15:]))
 
 
+def to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: str, output: str,
+              calib_images: np.ndarray | None, stage: Path, converter: str = "tf") -> tuple[IOSpec, dict]:
+    """Write ``artifact`` (.tflite) for ``precision``; returns (io spec, manifest extras)."""
+    if converter not in CONVERTERS:
+        raise ValueError(f"unknown converter {converter!r}: choose one of {', '.join(CONVERTERS)}")
+    if converter == "onnx2tf":
+        if precision not in ONNX2TF_OUTPUT:
+            raise ValueError(f"the onnx2tf route makes {', '.join(ONNX2TF_OUTPUT)}, not {precision}")
+        return onnx_to_tflite(model, pre, artifact, precision, output, calib_images, stage)
+    return tf_to_tflite(model, pre, artifact, precision, output, calib_images, stage)
+
+
+def _calibration_pixels(calib_images: np.ndarray | None, pre: Preprocessing) -> np.ndarray:
+    if calib_images is None or len(calib_images) == 0:
+        raise ValueError("int8-full export needs calibration images")
+    return np.stack([resize_image(im, pre.size) for im in calib_images])
+
+
+def tf_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: str, output: str,
+                 calib_images: np.ndarray | None, stage: Path) -> tuple[IOSpec, dict]:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise ImportError("TFLite export needs TensorFlow: pip install 'egeunet[export]'") from None
+    from egeunet.export import tflite_convert as tc
+    from egeunet.export.tf_graph import TFEGEUNet
+
+    graph = TFEGEUNet(model, pre, output)
+    extra: dict = {"converter": "tensorflow (egeunet.export.tf_graph)"}
+    if precision in ("fp32", "fp16"):
+        raw = tc.float_model(graph, fp16=precision == "fp16")
+    elif precision == "int8":
+        raw = tc.dynamic_range_model(graph)
+        extra["quantization"] = {"scheme": "dynamic range: int8 weights (per channel), int8 conv arithmetic "
+                                 "with per-inference activation scales, other ops float"}
+    elif precision == "int8-full":
+        calibrated = tc.calibrate(graph, _calibration_pixels(calib_images, pre))
+        float_nodes = tc.nodes_matching(calibrated, op_types=FULL_INT8_FLOAT_OPS)
+        raw = tc.quantize(calibrated, float_nodes)
+        extra["quantization"] = {"scheme": "full integer (uint8 input, int8 activations and weights)",
+                                 "float_ops": list(FULL_INT8_FLOAT_OPS), "n_float_ops": len(float_nodes)}
+    else:
+        raise ValueError(f"no TFLite {precision} variant")
+    raw_path = stage / "converted.tflite"
+    raw_path.write_bytes(raw)
+    extra["compaction"] = compact(raw_path, artifact)
+    io, ops = _inspect(artifact, pre, output)
+    if precision == "int8-full" and io.input_quant != (1.0, 0):
+        raise ExportError(f"int8-full input quantization is {io.input_quant}, not raw pixels (1.0, 0)")
+    return io, {"graph": {"tflite_ops": ops, "n_ops": int(sum(ops.values()))}, **extra}
+
+
+def _inspect(artifact: Path, pre: Preprocessing, output: str) -> tuple[IOSpec, dict]:
+    from egeunet.runtimes.litert_runtime import load_interpreter_class
+
+    interp = load_interpreter_class()(model_path=str(artifact))
+    details = (interp.get_input_details()[0], interp.get_output_details()[0])
+    return tflite_io_spec(pre.size, "", output, details), _op_counts(interp)
+
+
 def onnx_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: str, output: str,
                    calib_images: np.ndarray | None, stage: Path) -> tuple[IOSpec, dict]:
-    """Write ``artifact`` (.tflite) for ``precision``; returns (io spec, manifest extras)."""
+    """The onnx2tf route: our ONNX file -> onnx2tf -> .tflite."""
     try:
         import onnx2tf  # noqa: F401
     except ImportError:
@@ -115,10 +194,8 @@ def onnx_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision
         "output_signaturedefs": True,
         "non_verbose": True,
     }
-    if precision == "int8":
-        if calib_images is None or len(calib_images) == 0:
-            raise ValueError("int8 export needs calibration images")
-        calib = np.stack([resize_image(im, pre.size) for im in calib_images]).astype(np.float32)
+    if precision == "int8-full":
+        calib = _calibration_pixels(calib_images, pre).astype(np.float32)
         np.save(work / "calib.npy", calib)  # NHWC raw pixels; the graph normalises
         kwargs.update({
             "output_integer_quantized_tflite": True,
@@ -134,12 +211,8 @@ def onnx_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision
         have = sorted(p.name for p in (work / "saved_model").glob("*.tflite"))
         raise ExportError(f"onnx2tf did not write {produced.name} (wrote: {have})")
     os.replace(produced, artifact)
-    from egeunet.runtimes.litert_runtime import load_interpreter_class
-
-    interp = load_interpreter_class()(model_path=str(artifact))
-    details = (interp.get_input_details()[0], interp.get_output_details()[0])
-    ops = _op_counts(interp)
-    return tflite_io_spec(pre.size, precision, output, details), {"graph": {**stats, "tflite_ops": ops}}
+    io, ops = _inspect(artifact, pre, output)
+    return io, {"graph": {**stats, "tflite_ops": ops, "n_ops": int(sum(ops.values()))}, "converter": "onnx2tf"}
 
 
 def _op_counts(interp) -> dict[str, int]:

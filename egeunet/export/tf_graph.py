@@ -1,0 +1,170 @@
+"""EGE-UNet's inference graph written directly in TensorFlow ops, NHWC, from trained weights.
+
+Why not only onnx2tf: it turns an NCHW graph into NHWC op by op and cannot see what the
+graph means, so the .tflite it writes has ~1,200 ops (every channels-first LayerNorm becomes
+~9 elementwise ops plus transposes, exact GELU a 10-op polynomial), and its int8 file is
+larger and slower than the fp32 one. Written here by hand, in the layout TFLite runs:
+- GELU is TFLite's own GELU op (exact, not the tanh form);
+- the GHPA weight maps, which do not depend on the input, are folded into constants;
+- a norm's affine folds into the next 1x1 conv where that is exact (GAB's tail) and
+  GroupNorm's per-channel scale multiplies the small statistics, not the feature map;
+- GroupNorm's group statistics come from a 1x1 conv of the per-channel statistics (no
+  reshapes), with eps in that conv's bias;
+- the normalisation of pixels is the graph's first two ops, so every file takes pixels.
+
+The function is the PyTorch model's to float rounding: ``tests/test_export_tflite.py``
+checks it against PyTorch on real images (<= 1e-4 in logits).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from egeunet.model.egeunet import GAB, GHPA, EGEUNet, LayerNorm2d
+from egeunet.preprocess import Preprocessing
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float32)
+
+
+class TFEGEUNet:
+    """Callable TF graph ``pixels (1, S, S, 3) float32 in 0..255 -> logits (1, S, S, 1)``."""
+
+    def __init__(self, model: EGEUNet, pre: Preprocessing, output: str = "logits") -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        self.model = model.eval()
+        self.size = pre.size
+        self.output = output
+        self.mean = np.asarray(pre.mean, np.float32).reshape(1, 1, 1, 3)
+        self.inv_std = (1.0 / np.asarray(pre.std, np.float64)).astype(np.float32).reshape(1, 1, 1, 3)
+        self._ghpa_maps: dict[tuple[int, int], tuple] = {}
+
+    # ---- constants -------------------------------------------------------------------
+    def ghpa_maps(self, block: GHPA, hw: int) -> tuple:
+        """A GHPA's input-independent weight maps, evaluated once at the size it runs at."""
+        key = (id(block), hw)
+        if key not in self._ghpa_maps:
+            with torch.no_grad():
+                maps = block.attention_maps(block.params_xy.shape[1], hw, hw)  # (1,c,h,w), (1,c,h,1), (1,c,1,w)
+            self._ghpa_maps[key] = tuple(_np(t).transpose(0, 2, 3, 1) for t in maps)
+        return self._ghpa_maps[key]
+
+    # ---- primitive layers ----------------------------------------------------------------
+    def conv(self, x, conv: torch.nn.Module, scale: np.ndarray | None = None, shift: np.ndarray | None = None):
+        """nn.Conv2d (stride 1, 'same' padding), optionally applied to ``x * scale + shift``
+        folded into its weights (exact for 1x1 convs, which have no padding)."""
+        tf = self.tf
+        w, b = _np(conv.weight), _np(conv.bias) if conv.bias is not None else None
+        k, d = conv.kernel_size[0], conv.dilation[0]
+        if conv.padding[0] != d * (k - 1) // 2 or conv.stride[0] != 1:
+            raise ValueError(f"unsupported conv: kernel {k}, padding {conv.padding}, stride {conv.stride}")
+        if scale is not None:
+            if k != 1:
+                raise ValueError("a norm affine folds exactly only into a 1x1 conv")
+            b = (b if b is not None else 0.0) + (w[:, :, 0, 0] @ shift)
+            w = w * scale[None, :, None, None]
+        if conv.groups == 1:
+            y = tf.nn.conv2d(x, w.transpose(2, 3, 1, 0), 1, "SAME", dilations=d)
+        elif conv.groups == conv.in_channels == conv.out_channels:
+            y = tf.nn.depthwise_conv2d(x, w.transpose(2, 3, 0, 1), [1, 1, 1, 1], "SAME", dilations=[d, d])
+        else:
+            raise ValueError(f"unsupported grouped conv (groups={conv.groups})")
+        return y if b is None else tf.nn.bias_add(y, b)
+
+    def layer_norm(self, x, norm: LayerNorm2d, affine: bool = True):
+        """LayerNorm over channels (the last axis in NHWC)."""
+        tf = self.tf
+        centred = x - tf.reduce_mean(x, -1, keepdims=True)
+        var = tf.reduce_mean(centred * centred, -1, keepdims=True)
+        y = centred * tf.math.rsqrt(var + norm.eps)
+        return y * _np(norm.weight) + _np(norm.bias) if affine else y
+
+    def group_norm(self, x, gn: torch.nn.GroupNorm):
+        """GroupNorm with equal groups: per-channel spatial statistics, averaged over each
+        group by a 1x1 conv (eps in its bias); the affine scale multiplies the (1,1,1,C)
+        statistics, so the feature map sees one multiply and one add."""
+        tf = self.tf
+        c, g = gn.num_channels, gn.num_groups
+        group = np.arange(c) // (c // g)
+        avg = ((group[:, None] == group[None, :]) / (c // g)).astype(np.float32)[None, None]  # 1,1,C,C
+        mean = tf.nn.conv2d(tf.reduce_mean(x, [1, 2], keepdims=True), avg, 1, "VALID")
+        centred = x - mean
+        var = tf.nn.bias_add(tf.nn.conv2d(tf.reduce_mean(centred * centred, [1, 2], keepdims=True), avg, 1, "VALID"),
+                             np.full(c, gn.eps, np.float32))
+        scale = tf.math.rsqrt(var) * _np(gn.weight)
+        return centred * scale + _np(gn.bias)
+
+    def gelu(self, x):
+        return self.tf.nn.gelu(x, approximate=False)
+
+    def resize(self, x, hw: int):
+        return self.tf.compat.v1.image.resize_bilinear(x, [hw, hw], align_corners=True)
+
+    def seq(self, x, seq: torch.nn.Sequential):
+        for layer in seq:
+            x = self.gelu(x) if isinstance(layer, torch.nn.GELU) else self.conv(x, layer)
+        return x
+
+    # ---- blocks ----------------------------------------------------------------------------
+    def ghpa(self, x, block: GHPA):
+        tf = self.tf
+        xy, zx, zy = self.ghpa_maps(block, int(x.shape[1]))
+        x1, x2, x3, x4 = tf.split(self.layer_norm(x, block.norm1), 4, axis=-1)
+        x = tf.concat([x1 * xy, x2 * zx, x3 * zy, self.seq(x4, block.dw)], -1)
+        return self.seq(self.layer_norm(x, block.norm2), block.ldw)
+
+    def gab(self, x_high, x_low, mask, block: GAB):
+        tf = self.tf
+        x_high = self.resize(self.conv(x_high, block.pre_project), int(x_low.shape[1]))
+        highs, lows = tf.split(x_high, len(block.groups), -1), tf.split(x_low, len(block.groups), -1)
+        extra = [mask] if mask is not None else []
+        fused = [self.conv(self.layer_norm(tf.concat([h, lo, *extra], -1), g[0]), g[1])
+                 for g, h, lo in zip(block.groups, highs, lows)]
+        tail_norm, tail_conv = block.tail_conv
+        # the tail LayerNorm's affine folds exactly into the 1x1 conv that follows it
+        y = self.layer_norm(tf.concat(fused, -1), tail_norm, affine=False)
+        return self.conv(y, tail_conv, _np(tail_norm.weight), _np(tail_norm.bias))
+
+    def stage(self, x, block):
+        return self.ghpa(x, block) if isinstance(block, GHPA) else self.conv(x, block)
+
+    def __call__(self, pixels):
+        # Name scopes tag every op with its block ("enc2/", "gab4/", "head/"...): the int8
+        # sensitivity report and the choice of what stays float work per block.
+        tf, m = self.tf, self.model
+        with tf.name_scope("input"):
+            x = (pixels - self.mean) * self.inv_std
+        skips, out = [], x
+        for i in range(5):
+            with tf.name_scope(f"enc{i}"):
+                out = self.group_norm(self.stage(out, m.encoder[i]), m.encoder_norms[i])
+                out = self.gelu(tf.nn.max_pool2d(out, 2, 2, "VALID"))
+            skips.append(out)
+        with tf.name_scope("enc5"):
+            deep = self.gelu(self.stage(out, m.encoder[5]))
+        out = deep
+        for i in range(5):
+            with tf.name_scope(f"dec{i}"):
+                out = self.group_norm(self.stage(out, m.decoder[i]), m.decoder_norms[i])
+                out = self.gelu(out if i == 0 else self.resize(out, 2 * int(out.shape[1])))
+                aux = self.conv(out, m.aux_heads[i]) if m.aux_heads is not None else None
+            skip = skips[4 - i]
+            if m.bridges is not None:
+                with tf.name_scope(f"gab{i}"):
+                    skip = self.gab(deep, skip, aux, m.bridges[i])
+            deep = skip
+            with tf.name_scope(f"dec{i}"):
+                out = out + skip
+        with tf.name_scope("head"):
+            logits = self.resize(self.conv(out, m.head), self.size)
+            return tf.sigmoid(logits) if self.output == "probs" else logits
+
+    def concrete_function(self):
+        tf = self.tf
+        fn = tf.function(self.__call__, input_signature=[tf.TensorSpec([1, self.size, self.size, 3], tf.float32,
+                                                                         name="image")])
+        return fn.get_concrete_function()

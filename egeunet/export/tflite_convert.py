@@ -1,0 +1,102 @@
+"""TFLite files from :class:`egeunet.export.tf_graph.TFEGEUNet` with TensorFlow's own converter.
+
+int8 is done in two steps so the choice of what stays float can be measured cheaply:
+:func:`calibrate` runs the representative images once (the slow part) and returns a float
+model carrying activation ranges; :func:`quantize` turns that into an int8 model in seconds,
+keeping the ops of the named blocks in float. This is TensorFlow's selective quantization
+(the machinery behind ``tf.lite.experimental.QuantizationDebugger``'s ``denylisted_nodes``).
+
+The int8 file takes uint8 pixels with scale 1 and zero point 0 (the first calibration
+sample is a 0..255 ramp so the input range is exactly that; checked after conversion) and
+gives float32 logits.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _converter(graph):
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([graph.concrete_function()], graph)
+
+
+def float_model(graph, fp16: bool = False) -> bytes:
+    """fp32 (or fp16 weights, float compute) flatbuffer."""
+    import tensorflow as tf
+
+    conv = _converter(graph)
+    if fp16:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    return conv.convert()
+
+
+def dynamic_range_model(graph) -> bytes:
+    """int8 weights; XNNPACK runs the convolutions in int8 with activation scales computed
+    per inference (no calibration), everything else in float."""
+    import tensorflow as tf
+
+    conv = _converter(graph)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    return conv.convert()
+
+
+def input_ramp(size: int) -> np.ndarray:
+    """One calibration sample holding every pixel value 0..255 in each channel."""
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    return np.ascontiguousarray(np.broadcast_to(ramp[None, :, None], (size, size, 3)))
+
+
+def calibrate(graph, images: np.ndarray) -> bytes:
+    """Float model annotated with activation ranges from ``images`` (N, S, S, 3) uint8."""
+    import tensorflow as tf
+
+    def samples():
+        yield [input_ramp(graph.size)[None]]
+        for im in images:
+            yield [im[None].astype(np.float32)]
+
+    conv = _converter(graph)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = samples
+    conv.experimental_mlir_quantizer = True
+    conv._experimental_calibrate_only = True  # what QuantizationDebugger does: ranges now, quantize later
+    return conv.convert()
+
+
+def quantize(calibrated: bytes, float_nodes: list[str] | tuple[str, ...] = ()) -> bytes:
+    """int8 model (uint8 input, float32 output); ops whose output tensor is in
+    ``float_nodes`` stay float (with QUANTIZE/DEQUANTIZE around them)."""
+    import tensorflow as tf
+    from tensorflow.lite.python import convert, util
+
+    # fully_quantize=False keeps a float input + QUANTIZE op, which the io rewrite then turns into uint8
+    q = convert.mlir_quantize(calibrated, fully_quantize=False, denylisted_nodes=list(float_nodes) or None)
+    return util.modify_model_io_type(q, inference_input_type=tf.uint8, inference_output_type=tf.float32)
+
+
+def op_outputs(model: bytes) -> list[tuple[str, str]]:
+    """(op name, output tensor name) of every op, in execution order."""
+    from egeunet.runtimes.litert_runtime import load_interpreter_class
+
+    interp = load_interpreter_class()(model_content=model)
+    names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
+    return [(op["op_name"], names[op["outputs"][0]]) for op in interp._get_ops_details()]
+
+
+def block_of(tensor_name: str) -> str:
+    """The name scope (block) an op belongs to: 'gab4/BiasAdd_5;gab4/Conv2D_1' -> 'gab4'."""
+    first = tensor_name.split(";")[0]
+    return first.split("/")[0] if "/" in first else "head"  # the last op's output is renamed 'Identity'
+
+
+def nodes_matching(calibrated: bytes, blocks: tuple[str, ...] = (), op_types: tuple[str, ...] = ()) -> list[str]:
+    """Output-tensor names of the ops in ``blocks`` or of type ``op_types``."""
+    return [name for op, name in op_outputs(calibrated)
+            if block_of(name) in blocks or op in op_types]
