@@ -114,7 +114,7 @@ def export_main(argv=None) -> int:
                       "range, float pixel input); coreml: per-channel int8 weights")
     prec.add_argument("--fp16", action="store_true", help="float16 weights (tflite; Core ML is fp16 by default)")
     p.add_argument("--full-integer", action="store_true", help="with --int8, tflite: every tensor int8 except "
-                   "GELU/RSQRT, uint8 pixel input, calibrated on training images (for NPUs / integer accelerators)")
+                   "GELU/RSQRT/ADD, uint8 pixel input, calibrated on training images (for NPUs / integer accelerators)")
     p.add_argument("--converter", choices=("tf", "onnx2tf"), default="tf", help="tflite route: our NHWC graph + "
                    "TensorFlow's converter (default) or the ONNX file through onnx2tf")
     p.add_argument("--weights", help="checkpoint .safetensors with its .json sidecar (default: the shipped weights)")

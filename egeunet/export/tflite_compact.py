@@ -45,3 +45,4 @@ def compact(src: Path, dst: Path, input_name: str = "image", output_name: str = 
             t.name = model.subgraphs[sig.subgraphIndex].tensors[t.tensorIndex].name
     fu.write_model(model, str(dst))
     return {"bytes_before": src.stat().st_size, "bytes_after": dst.stat().st_size}
+

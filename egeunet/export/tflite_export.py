@@ -9,9 +9,9 @@ converter (:mod:`egeunet.export.tflite_convert`) and compacts the flatbuffer
   per inference (TFLite "dynamic range"; XNNPACK's qd8 kernels), every other op float;
   float32 pixel input. The most accurate and the fastest int8 on a phone CPU (BENCHMARKS.md);
 - ``int8-full``: full-integer, uint8 pixel input (scale 1, zero point 0), activations
-  calibrated on training images; GELU and RSQRT stay float because XNNPACK has no int8
-  kernel for them (measured: 1.7x faster than with them in int8, same accuracy). What NPUs
-  and integer-only accelerators want.
+  calibrated on training images; GELU, RSQRT and ADD stay float so XNNPACK runs the whole
+  graph as one partition (measured: 1.8x faster than all-int8, same accuracy). The form
+  integer-only accelerators want; less accurate than ``int8`` (see BENCHMARKS.md).
 
 The second route (``converter="onnx2tf"``) converts our ONNX file with onnx2tf (fp32, fp16,
 int8-full); it is kept for comparison. onnx2tf's traps, and what we do about each (every one has a test):
@@ -58,9 +58,11 @@ ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 # onnx2tf's output file for each precision
 ONNX2TF_OUTPUT = {"fp32": "_float32.tflite", "fp16": "_float16.tflite", "int8-full": "_full_integer_quant.tflite"}
 CONVERTERS = ("tf", "onnx2tf")
-# ops kept float in the int8-full file: XNNPACK has no int8 kernel for them, so in int8 each
-# one splits the graph into another delegate partition (see BENCHMARKS.md, int8 levers)
-FULL_INT8_FLOAT_OPS = ("GELU", "RSQRT")
+# ops kept float in the int8-full file. XNNPACK has no int8 GELU or RSQRT and does not take
+# these int8 ADDs, so in int8 each splits the graph: 56 XNNPACK partitions with everything
+# int8, 23 with GELU+RSQRT float, 1 with all three (same accuracy; measured by
+# egeunet.benchmarks.int8_sensitivity, table in BENCHMARKS.md)
+FULL_INT8_FLOAT_OPS = ("GELU", "RSQRT", "ADD")
 
 
 class PixelInput(torch.nn.Module):

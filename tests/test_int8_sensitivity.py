@@ -1,0 +1,26 @@
+"""The int8 sensitivity report: one row per block / op type kept float, each a real int8 file
+scored against PyTorch and the ground truth."""
+
+import pytest
+
+pytest.importorskip("tensorflow", reason="the report converts TFLite files: pip install -e '.[export]'")
+
+
+def test_sensitivity_report_scores_every_block(isic_root):
+    from egeunet.benchmarks.int8_sensitivity import markdown, run
+
+    report = run(isic_root, n_test=4, n_calib=8, timing_runs=0)
+    rows = {r["float"]: r for r in report["rows"]}
+    base = rows[report["baseline"]]
+    assert base["status"] == "ok" and 0.5 < base["iou_vs_torch"] <= 1.0 and base["partitions"] >= 1
+    blocks = {name.split()[1] for name in rows if name.startswith("block ")}
+    assert {"enc0", "enc5", "dec0", "dec4", "gab0", "gab4", "head"} <= blocks
+    ok = [r for r in rows.values() if r["status"] == "ok"]
+    assert len(ok) >= 10
+    # keeping more ops float makes the file carry float constants and more QUANTIZE/DEQUANTIZE pairs
+    assert rows["nothing (all int8)"]["n_float_ops"] == 0 < base["n_float_ops"]
+    for r in ok:
+        assert 0.0 < r["dice_pooled"] <= 1.0 and r["bytes"] > 100_000
+    for r in rows.values():
+        assert r["status"] == "ok" or r["reason"]  # a graph XNNPACK refuses says why
+    assert "| block enc0 |" in markdown(report)
