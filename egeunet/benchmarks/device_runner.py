@@ -41,6 +41,15 @@ def load_interpreter_class():
                          "pip install ai-edge-litert (or tflite-runtime)") from None
 
 
+def _version(dist: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # no metadata (a system package): the version is unknown, not an error
+        return "unknown"
+
+
 def _write_atomic(path: str, data: bytes) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
@@ -107,6 +116,7 @@ def main(argv=None) -> int:
         os.replace(tmp, a.outputs)
     if a.json:
         facts = {"times_ms": times, "threads": a.threads, "warmup": a.warmup, "backend": backend,
+                 "backend_version": _version(backend.replace("_", "-")),
                  "machine": platform.machine(), "cpu": _cpu_name(), "cores": os.cpu_count(),
                  "python": platform.python_version(), "numpy": np.__version__,
                  "system": platform.platform(), "input_dtype": np.dtype(inp["dtype"]).name,

@@ -24,6 +24,7 @@ detection crashes; the lab gives the guest an arm64 cpuinfo of the emulated core
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import re
@@ -168,7 +169,7 @@ def _read_counts(path: Path) -> dict:
     text = path.read_text() if path.exists() else ""
     if not text.strip():
         raise RuntimeError(f"the instruction-counting plugin wrote nothing to {path}")
-    return dc.json.loads(text)
+    return json.loads(text)
 
 
 def count_instructions(lab: Lab, cpu: str, model: Path, x: np.ndarray, n: int = 2) -> dict:

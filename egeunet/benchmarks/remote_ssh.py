@@ -10,6 +10,7 @@ numpy and ``ai-edge-litert`` (or ``tflite-runtime``); nothing of egeunet. Uses t
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shlex
@@ -119,7 +120,7 @@ def check_device(session: RemoteSession, python: str) -> dict:
         raise RuntimeError(f"{session.target}: {python} cannot import numpy and ai_edge_litert/tflite_runtime "
                            f"({dc.last_line(r.stderr, 'no message')}); on the device: "
                            "pip install numpy ai-edge-litert (or tflite-runtime)")
-    return dc.json.loads(dc.last_line(r.stdout, "{}"))
+    return json.loads(dc.last_line(r.stdout, "{}"))
 
 
 def measure(target: SSHTarget, preps: list[dc.Prepared], threads: tuple[int, ...], runs: int, warmup: int,
