@@ -53,8 +53,18 @@ def input_ramp(size: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(ramp[None, :, None], (size, size, 3)))
 
 
-def calibrate(graph, images: np.ndarray) -> bytes:
-    """Float model annotated with activation ranges from ``images`` (N, S, S, 3) uint8."""
+DEFAULT_RANGE_PERCENTILE = 95.0
+
+
+def calibrate(graph, images: np.ndarray, percentile: float | None = DEFAULT_RANGE_PERCENTILE) -> bytes:
+    """Float model annotated with activation ranges from ``images`` (N, S, S, 3) uint8.
+
+    TensorFlow's calibrator keeps each tensor's min and max over *all* images, so one
+    unusual image widens a range for every other and costs resolution where it matters.
+    With ``percentile`` (default 95) each range is instead the given percentile of the
+    per-image maxima (and the mirrored one of the minima): measured on the shipped weights,
+    mask IoU vs PyTorch 0.946 -> 0.978 (BENCHMARKS.md). ``None`` keeps TensorFlow's ranges.
+    """
     import tensorflow as tf
 
     def samples():
@@ -67,7 +77,45 @@ def calibrate(graph, images: np.ndarray) -> bytes:
     conv.representative_dataset = samples
     conv.experimental_mlir_quantizer = True
     conv._experimental_calibrate_only = True  # what QuantizationDebugger does: ranges now, quantize later
-    return conv.convert()
+    calibrated = conv.convert()
+    return calibrated if percentile is None else _percentile_ranges(calibrated, images, percentile)
+
+
+def _percentile_ranges(calibrated: bytes, images: np.ndarray, percentile: float) -> bytes:
+    """Replace every activation range by percentiles of its per-image extremes (the input's
+    range stays: it is the 0..255 pixel range the uint8 interface promises)."""
+    import tempfile
+    from pathlib import Path
+
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    from egeunet.runtimes.litert_runtime import load_interpreter_class
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "calibrated.tflite"
+        path.write_bytes(calibrated)
+        model = fu.read_model(str(path))
+        graph_tensors = model.subgraphs[0].tensors
+        inputs = set(int(i) for i in model.subgraphs[0].inputs)
+        ranged = [k for k, t in enumerate(graph_tensors) if k not in inputs and t.quantization is not None
+                  and t.quantization.min is not None and len(t.quantization.min) == 1]
+        # the calibrated model is a float model: run it and look at every intermediate tensor
+        interp = load_interpreter_class()(model_path=str(path), experimental_preserve_all_tensors=True)
+        interp.allocate_tensors()
+        index = interp.get_input_details()[0]["index"]
+        lo, hi = np.zeros((len(images), len(ranged))), np.zeros((len(images), len(ranged)))
+        for n, im in enumerate(images):
+            interp.set_tensor(index, im[None].astype(np.float32))
+            interp.invoke()
+            for j, k in enumerate(ranged):
+                v = interp.get_tensor(k)
+                lo[n, j], hi[n, j] = v.min(), v.max()
+        for j, k in enumerate(ranged):
+            q = graph_tensors[k].quantization
+            q.min = np.array([min(0.0, np.percentile(lo[:, j], 100.0 - percentile))], np.float32)
+            q.max = np.array([max(0.0, np.percentile(hi[:, j], percentile))], np.float32)
+        fu.write_model(model, str(path))
+        return path.read_bytes()
 
 
 def quantize(calibrated: bytes, float_nodes: list[str] | tuple[str, ...] = ()) -> bytes:
