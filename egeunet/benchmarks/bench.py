@@ -59,12 +59,15 @@ def discover(exports: Path) -> list[tuple[str, str, Path | None, dict]]:
     found = [("torch", "fp32", None, {"bytes": PRETRAINED.stat().st_size})]
     for man_path in sorted(exports.glob("*/manifest.json")):
         man = json.loads(man_path.read_text())
-        found.append((man["target"], man["precision"], man_path.parent / man["file"], man))
+        # a .tflite made by the comparison route is its own row: "tflite/onnx2tf"
+        fmt = man["target"] + ("/onnx2tf" if man.get("converter") == "onnx2tf" else "")
+        found.append((fmt, man["precision"], man_path.parent / man["file"], man))
     return found
 
 
 def _wanted(fmt: str, precision: str, formats: list[str] | None) -> bool:
-    return not formats or fmt in formats or f"{fmt}-{precision}" in formats
+    target = fmt.split("/")[0]
+    return not formats or any(f in formats for f in (fmt, target, f"{fmt}-{precision}", f"{target}-{precision}"))
 
 
 def ensure_exports(exports: Path, formats: list[str] | None, data) -> dict[str, str]:

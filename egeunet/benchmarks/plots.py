@@ -24,10 +24,11 @@ def latency_vs_size(report: dict, path: Path) -> None:
     plt = _plt()
     t = str(report["threads"][0])
     fig, ax = plt.subplots(figsize=(6, 4))
-    for r in _ok_rows(report):
-        ax.scatter(r["size_bytes"] / 1000, r["latency_ms"][t]["p50"], s=40)
-        ax.annotate(f"{r['format']} {r['precision']}", (r["size_bytes"] / 1000, r["latency_ms"][t]["p50"]),
-                    textcoords="offset points", xytext=(5, 4), fontsize=8)
+    markers = "osD^vP*Xh<>"
+    for k, r in enumerate(_ok_rows(report)):  # a legend, not labels: files of similar size would overlap
+        ax.scatter(r["size_bytes"] / 1000, r["latency_ms"][t]["p50"], s=45, marker=markers[k % len(markers)],
+                   label=f"{r['format']} {r['precision']}")
+    ax.legend(fontsize=8, loc="best")
     ax.set_xlabel("file size (kB)")
     ax.set_ylabel(f"latency p50 (ms, {t} thread{'s' if t != '1' else ''})")
     ax.set_title(report["machine"]["cpu"], fontsize=9)

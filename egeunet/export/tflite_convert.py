@@ -14,6 +14,7 @@ gives float32 logits.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -100,7 +101,9 @@ def _percentile_ranges(calibrated: bytes, images: np.ndarray, percentile: float)
         ranged = [k for k, t in enumerate(graph_tensors) if k not in inputs and t.quantization is not None
                   and t.quantization.min is not None and len(t.quantization.min) == 1]
         # the calibrated model is a float model: run it and look at every intermediate tensor
-        interp = load_interpreter_class()(model_path=str(path), experimental_preserve_all_tensors=True)
+        with warnings.catch_warnings():  # "intended for debugging": reading every tensor is what we want here
+            warnings.simplefilter("ignore")
+            interp = load_interpreter_class()(model_path=str(path), experimental_preserve_all_tensors=True)
         interp.allocate_tensors()
         index = interp.get_input_details()[0]["index"]
         lo, hi = np.zeros((len(images), len(ranged))), np.zeros((len(images), len(ranged)))
