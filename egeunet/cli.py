@@ -180,8 +180,7 @@ def predict_main(argv=None) -> int:
 
 @_user_errors
 def bench_main(argv=None) -> int:
-    from egeunet.benchmarks.bench import markdown, run
-    from egeunet.model.checkpoint import atomic_write_bytes, atomic_write_json
+    from egeunet.benchmarks.bench import markdown, run, write_report
 
     p = argparse.ArgumentParser(prog="egeunet-bench", description="Size, Dice, parity with PyTorch and latency "
                                 "of every exported model file (plus PyTorch eager), in one run.")
@@ -219,12 +218,7 @@ def bench_main(argv=None) -> int:
     except RuntimeError as e:  # a device route that cannot start (lab not set up, ...); ValueError: _user_errors
         print(f"error: {e}", file=sys.stderr)
         return 2
-    table = markdown(report)
-    print(table)
-    if a.json_out:
-        atomic_write_json(a.json_out, report)
-    if a.md_out:
-        atomic_write_bytes(a.md_out, (table + "\n").encode())
+    write_report(report, markdown(report), a.json_out, a.md_out)
     return 0
 
 

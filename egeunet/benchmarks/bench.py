@@ -213,6 +213,17 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     return report
 
 
+def write_report(report: dict, table: str, json_out: str | None, md_out: str | None) -> None:
+    """Print the Markdown table; write the JSON and Markdown files atomically where asked."""
+    from egeunet.model.checkpoint import atomic_write_bytes, atomic_write_json
+
+    print(table)
+    if json_out:
+        atomic_write_json(json_out, report)
+    if md_out:
+        atomic_write_bytes(md_out, (table + "\n").encode())
+
+
 def machine_info() -> dict:
     cpu = platform.processor()
     try:

@@ -14,7 +14,6 @@ Timings here are in-process and indicative only; ``egeunet-bench`` measures late
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from collections import Counter
@@ -126,15 +125,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", dest="json_out")
     p.add_argument("--md", dest="md_out")
     a = p.parse_args(argv)
-    report = run(a.data, a.n_test, a.n_calib, a.timing_runs)
-    table = markdown(report)
-    print(table)
-    from egeunet.model.checkpoint import atomic_write_bytes, atomic_write_json
+    from egeunet.benchmarks.bench import write_report
 
-    if a.json_out:
-        atomic_write_json(a.json_out, report)
-    if a.md_out:
-        atomic_write_bytes(a.md_out, (table + "\n").encode())
+    report = run(a.data, a.n_test, a.n_calib, a.timing_runs)
+    write_report(report, markdown(report), a.json_out, a.md_out)
     return 0
 
 

@@ -45,9 +45,9 @@ import numpy as np
 import torch
 
 from egeunet.export.calibration import synthetic_dermoscopy
-from egeunet.export.tflite_compact import compact
 from egeunet.export.common import ExportError
 from egeunet.export.onnx_export import torch_to_onnx
+from egeunet.export.tflite_compact import compact
 from egeunet.model.egeunet import EGEUNet
 from egeunet.preprocess import Preprocessing, resize_image
 from egeunet.runtimes.base import IOSpec
