@@ -7,7 +7,8 @@ from pathlib import Path
 
 MODEL_FILES = Path(__file__).resolve().parent.parent / "android_demo/app/src/main/kotlin/org/egeunet/demo/ModelFiles.kt"
 # the Kotlin variables in ModelFiles.parse() and where in the manifest they point
-KOTLIN_VARS = {"m": (), "input": ("io", "input"), "output": ("io", "output"), "pre": ("preprocessing",)}
+KOTLIN_VARS = {"m": (), "input": ("io", "input"), "output": ("io", "output"), "pre": ("preprocessing",),
+               "parity": ("parity",)}
 READ = re.compile(r"\b(\w+)\.(get|opt)(?:String|Long|Int|Double|JSONArray|JSONObject)\(\"(\w+)\"\)")
 
 
