@@ -195,6 +195,8 @@ def bench_main(argv=None) -> int:
     p.add_argument("--json", dest="json_out")
     p.add_argument("--md", dest="md_out")
     p.add_argument("--plots", metavar="DIR", help="write latency_vs_size.png, dice_per_format.png, overlays.png here")
+    p.add_argument("--int8-sensitivity", action="store_true", help="also report which block / op type costs how "
+                   "much accuracy in full int8 (python -m egeunet.benchmarks.int8_sensitivity; about 2 minutes)")
     d = p.add_argument_group("phone-class CPUs (rows for the .tflite files, marked with the device)")
     d.add_argument("--remote", metavar="ssh://user@host[:port]", help="also run on this aarch64 Linux (Raspberry Pi) "
                    "over SSH (key login); it needs python3, numpy and ai-edge-litert or tflite-runtime")
@@ -218,7 +220,14 @@ def bench_main(argv=None) -> int:
     except RuntimeError as e:  # a device route that cannot start (lab not set up, ...); ValueError: _user_errors
         print(f"error: {e}", file=sys.stderr)
         return 2
-    write_report(report, markdown(report), a.json_out, a.md_out)
+    table = markdown(report)
+    if a.int8_sensitivity:
+        from egeunet.benchmarks import int8_sensitivity
+
+        report["int8_sensitivity"] = int8_sensitivity.run(a.data, *((16, 16, 3) if a.quick else ()))
+        table += "\n\nint8 sensitivity (full int8, one block or op type kept float):\n\n" + \
+            int8_sensitivity.markdown(report["int8_sensitivity"])
+    write_report(report, table, a.json_out, a.md_out)
     return 0
 
 

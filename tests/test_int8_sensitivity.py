@@ -24,3 +24,19 @@ def test_sensitivity_report_scores_every_block(isic_root):
     for r in rows.values():
         assert r["status"] == "ok" or r["reason"]  # a graph XNNPACK refuses says why
     assert "| block enc0 |" in markdown(report)
+
+
+def test_bench_includes_the_sensitivity_report(isic_root, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--no-export", "--exports",
+                        str(tmp_path / "none"), "--data", str(isic_root), "--formats", "torch", "--threads", "1",
+                        "--int8-sensitivity", "--json", str(tmp_path / "b.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert [row["format"] for row in report["rows"]] == ["torch"]
+    sens = report["int8_sensitivity"]
+    assert sens["n_test"] == 16 and any(row["float"] == "block head" for row in sens["rows"])
+    assert "| block head |" in r.stdout
