@@ -137,3 +137,31 @@ def test_onnx2tf_route_still_converts_with_parity(isic_root, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert man["converter"] == "onnx2tf" and man["parity"]["iou"] >= 0.999
+
+
+@pytest.mark.parametrize("overrides", [dict(deep_supervision=False), dict(bridge=False),
+                                       dict(widths=(8, 8, 16, 16, 24, 24))])
+def test_nhwc_graph_follows_every_config(overrides):
+    """Variants a user may train: no mask-guided bridges, no bridges, other widths; random
+    weights and norms perturbed so every affine matters; a 128x128 input."""
+    import torch
+
+    from egeunet.export.tf_graph import TFEGEUNet
+    from egeunet.model import egeunet
+    from egeunet.preprocess import Preprocessing
+
+    torch.manual_seed(0)
+    model = egeunet(**overrides).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or name.endswith(("weight", "bias")) and p.ndim == 1:
+                p.add_(0.3 * torch.randn_like(p))
+    pre = Preprocessing(size=128, mean=(181.0, 146.0, 133.0), std=(38.0, 43.0, 46.0))
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (2, 128, 128, 3)).astype(np.float32)
+    x = torch.from_numpy((pixels - np.array(pre.mean, np.float32)) / np.array(pre.std, np.float32)).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        ref = model(x)[:, 0].numpy()
+    graph = TFEGEUNet(model, pre)
+    got = np.concatenate([graph(p[None]).numpy()[..., 0] for p in pixels])
+    assert np.abs(got - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
