@@ -28,7 +28,7 @@ def test_float_tflite_parity(tflite_exports, precision, min_iou):
 
 def test_int8_is_accurate_smaller_than_fp32_and_takes_float_pixels(tflite_exports):
     sizes = {}
-    for precision in ("fp32", "int8"):
+    for precision in ("fp32", "fp16", "int8"):
         r, out = tflite_exports[precision]
         assert r.returncode == 0, r.stderr[-3000:]
         man = json.loads((out / "manifest.json").read_text())
@@ -36,7 +36,9 @@ def test_int8_is_accurate_smaller_than_fp32_and_takes_float_pixels(tflite_export
     assert man["parity"]["iou"] >= 0.99 and man["parity"]["n_images"] >= 32, man["parity"]  # the format's gate
     assert man["io"]["input"]["dtype"] == "float32" and man["io"]["input"]["values"] == "pixels"
     assert "dynamic range" in man["quantization"]["scheme"]
-    assert sizes["int8"] < 0.8 * sizes["fp32"], sizes
+    stored = man["quantization"]["float_weights_stored_int8"]  # what the quantizer left float32
+    assert stored["tensors"] > 0 and stored["bytes_after"] < stored["bytes_before"] - 30_000, stored
+    assert sizes["int8"] < sizes["fp16"] < sizes["fp32"], sizes
 
 
 def test_int8_full_takes_uint8_pixels_and_reports_parity(tflite_exports):

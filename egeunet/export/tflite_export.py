@@ -7,7 +7,8 @@ converter (:mod:`egeunet.export.tflite_convert`) and compacts the flatbuffer
 - ``fp32``; ``fp16`` (float16 weights, float compute);
 - ``int8``: int8 weights and int8 convolution arithmetic with activation scales computed
   per inference (TFLite "dynamic range"; XNNPACK's qd8 kernels), every other op float;
-  float32 pixel input. The most accurate and the fastest int8 on a phone CPU (BENCHMARKS.md);
+  float32 pixel input. The weights the quantizer leaves float32 (small convs, the folded
+  GHPA maps) are stored int8 too, dequantized on the device. The most accurate and the fastest int8 on a phone CPU (BENCHMARKS.md);
 - ``int8-full``: full-integer, uint8 pixel input (scale 1, zero point 0), activations
   calibrated on training images; GELU, RSQRT and ADD stay float so XNNPACK runs the whole
   graph as one partition (measured: 1.8x faster than all-int8, same accuracy). The form
@@ -47,7 +48,7 @@ import torch
 from egeunet.export.calibration import synthetic_dermoscopy
 from egeunet.export.common import ExportError
 from egeunet.export.onnx_export import torch_to_onnx
-from egeunet.export.tflite_compact import compact
+from egeunet.export.tflite_compact import compact, float_weights_to_int8
 from egeunet.model.egeunet import EGEUNet
 from egeunet.preprocess import Preprocessing, resize_image
 from egeunet.runtimes.base import IOSpec
@@ -149,7 +150,8 @@ def tf_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: 
     elif precision == "int8":
         raw = tc.dynamic_range_model(graph)
         extra["quantization"] = {"scheme": "dynamic range: int8 weights (per channel), int8 conv arithmetic "
-                                 "with per-inference activation scales, other ops float"}
+                                 "with per-inference activation scales, other ops float; remaining float "
+                                 "weights stored int8 + DEQUANTIZE"}
     elif precision == "int8-full":
         calibrated = tc.calibrate(graph, _calibration_pixels(calib_images, pre))
         float_nodes = tc.nodes_matching(calibrated, op_types=FULL_INT8_FLOAT_OPS)
@@ -161,6 +163,8 @@ def tf_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: 
     raw_path = stage / "converted.tflite"
     raw_path.write_bytes(raw)
     extra["compaction"] = compact(raw_path, artifact)
+    if precision == "int8":  # the weights TensorFlow's dynamic-range quantizer leaves float32
+        extra["quantization"]["float_weights_stored_int8"] = float_weights_to_int8(artifact, artifact)
     io, ops = _inspect(artifact, pre, output)
     if precision == "int8-full" and io.input_quant != (1.0, 0):
         raise ExportError(f"int8-full input quantization is {io.input_quant}, not raw pixels (1.0, 0)")
