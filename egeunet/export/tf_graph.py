@@ -102,7 +102,9 @@ class TFEGEUNet:
         return self.tf.nn.gelu(x, approximate=False)
 
     def resize(self, x, hw: int):
-        return self.tf.compat.v1.image.resize_bilinear(x, [hw, hw], align_corners=True)
+        # PyTorch's align_corners=True; tf.image.resize has no such mode, the raw op does (and
+        # becomes TFLite's RESIZE_BILINEAR with align_corners=true)
+        return self.tf.raw_ops.ResizeBilinear(images=x, size=[hw, hw], align_corners=True, half_pixel_centers=False)
 
     def seq(self, x, seq: torch.nn.Sequential):
         for layer in seq:
