@@ -92,7 +92,7 @@ def write_onnx2tf_sample(folder: Path) -> Path:
     return path
 
 
-def tflite_io_spec(size: int, precision: str, output: str, details: tuple[dict, dict]) -> IOSpec:
+def tflite_io_spec(output: str, details: tuple[dict, dict]) -> IOSpec:
     din, dout = details
     in_q = tuple(din["quantization"]) if din["dtype"] != np.float32 else None
     out_q = tuple(dout["quantization"]) if dout["dtype"] != np.float32 else None
@@ -165,18 +165,18 @@ def tf_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: 
     extra["compaction"] = compact(raw_path, artifact)
     if precision == "int8":  # the weights TensorFlow's dynamic-range quantizer leaves float32
         extra["quantization"]["float_weights_stored_int8"] = float_weights_to_int8(artifact, artifact)
-    io, ops = _inspect(artifact, pre, output)
+    io, ops = _inspect(artifact, output)
     if precision == "int8-full" and io.input_quant != (1.0, 0):
         raise ExportError(f"int8-full input quantization is {io.input_quant}, not raw pixels (1.0, 0)")
     return io, {"graph": {"tflite_ops": ops, "n_ops": int(sum(ops.values()))}, **extra}
 
 
-def _inspect(artifact: Path, pre: Preprocessing, output: str) -> tuple[IOSpec, dict]:
+def _inspect(artifact: Path, output: str) -> tuple[IOSpec, dict]:
     from egeunet.runtimes.litert_runtime import load_interpreter_class
 
     interp = load_interpreter_class()(model_path=str(artifact))
     details = (interp.get_input_details()[0], interp.get_output_details()[0])
-    return tflite_io_spec(pre.size, "", output, details), _op_counts(interp)
+    return tflite_io_spec(output, details), _op_counts(interp)
 
 
 def onnx_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: str, output: str,
@@ -217,7 +217,7 @@ def onnx_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision
         have = sorted(p.name for p in (work / "saved_model").glob("*.tflite"))
         raise ExportError(f"onnx2tf did not write {produced.name} (wrote: {have})")
     os.replace(produced, artifact)
-    io, ops = _inspect(artifact, pre, output)
+    io, ops = _inspect(artifact, output)
     return io, {"graph": {**stats, "tflite_ops": ops, "n_ops": int(sum(ops.values()))}, "converter": "onnx2tf"}
 
 
