@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from egeunet.export.common import FORMATS
+
 log = logging.getLogger(__name__)
 
 
@@ -48,8 +50,8 @@ class Row:
     insn_classes: dict = field(default_factory=dict)  # per inference: sdot, udot, fmla, smlal, ...
 
 
-_ORDER = {k: i for i, k in enumerate(["torch-fp32", "onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8",
-                                       "tflite-int8-full", "coreml-fp16", "coreml-int8"])}
+# rows in the format table's order, PyTorch first
+_ORDER = {k: i for i, k in enumerate(["torch-fp32", *(f.key for f in FORMATS)])}
 
 
 def discover(exports: Path) -> list[tuple[str, str, Path | None, dict]]:
@@ -77,7 +79,6 @@ def ensure_exports(exports: Path, formats: list[str] | None, data) -> dict[str, 
     still get a row (status ``failed``) instead of silently vanishing from the table.
     """
     from egeunet.export import export
-    from egeunet.export.common import FORMATS
 
     failures = {}
     for fmt in FORMATS:

@@ -16,18 +16,12 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from collections import Counter
 
 import numpy as np
 
-from egeunet.export.tflite_export import FULL_INT8_FLOAT_OPS
+from egeunet.export.tflite_export import FULL_INT8_FLOAT_OPS, op_counts
 
 OP_TYPES = ("MEAN", "MUL", "ADD", "SUB", "CONV_2D", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR", "CONCATENATION")
-
-
-def block_name(scope: str) -> str:
-    """'dec3_1' (a name scope TF re-opened) -> 'dec3'."""
-    return re.sub(r"_\d+$", "", scope)
 
 
 def _score(model: bytes, images: np.ndarray, ref_logits: np.ndarray, masks: np.ndarray, timing_runs: int) -> dict:
@@ -39,7 +33,7 @@ def _score(model: bytes, images: np.ndarray, ref_logits: np.ndarray, masks: np.n
         interp.allocate_tensors()
     except RuntimeError as e:  # XNNPACK refuses some mixed float/int8 graphs
         return {"status": "does not run", "reason": str(e).splitlines()[0][:120]}
-    ops = Counter(o["op_name"] for o in interp._get_ops_details())
+    ops = op_counts(interp)
     partitions = ops.pop("DELEGATE", 0)
     i, o = interp.get_input_details()[0], interp.get_output_details()[0]
     agree, truth = SegmentationMeter(), SegmentationMeter()
@@ -73,12 +67,12 @@ def run(data=None, n_test: int = 64, n_calib: int = 100, timing_runs: int = 20) 
     ref = reference_logits(model, test.images, pre)
     graph = TFEGEUNet(model, pre)
     calibrated = tc.calibrate(graph, calib)
-    scopes = sorted({block_name(tc.block_of(name)) for _, name in tc.op_outputs(calibrated)},
+    outputs = tc.op_outputs(calibrated)  # (op, output tensor) of every op, read once
+    scopes = sorted({tc.block_of(name) for _, name in outputs},
                     key=lambda s: (["input", "enc", "dec", "gab", "head"].index(re.sub(r"\d", "", s)), s))
 
     def variant(name: str, blocks=(), op_types=()) -> dict:
-        nodes = [n for op, n in tc.op_outputs(calibrated)
-                 if block_name(tc.block_of(n)) in blocks or op in op_types]
+        nodes = tc.nodes_matching(outputs, blocks, op_types)
         row = {"float": name, "n_float_ops": len(nodes)}
         row.update(_score(tc.quantize(calibrated, nodes), test.images, ref, test.masks, timing_runs))
         return row

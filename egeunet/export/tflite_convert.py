@@ -14,6 +14,7 @@ gives float32 logits.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import numpy as np
@@ -142,12 +143,15 @@ def op_outputs(model: bytes) -> list[tuple[str, str]]:
 
 
 def block_of(tensor_name: str) -> str:
-    """The name scope (block) an op belongs to: 'gab4/BiasAdd_5;gab4/Conv2D_1' -> 'gab4'."""
+    """The block (name scope) an op belongs to: 'gab4/BiasAdd_5;gab4/Conv2D_1' -> 'gab4';
+    'dec3_1/add' -> 'dec3' (TensorFlow suffixes a re-opened scope with _1, _2, ...)."""
     first = tensor_name.split(";")[0]
-    return first.split("/")[0] if "/" in first else "head"  # the last op's output is renamed 'Identity'
+    if "/" not in first:
+        return "head"  # the last op's output is renamed 'Identity'
+    return re.sub(r"_\d+$", "", first.split("/")[0])
 
 
-def nodes_matching(calibrated: bytes, blocks: tuple[str, ...] = (), op_types: tuple[str, ...] = ()) -> list[str]:
-    """Output-tensor names of the ops in ``blocks`` or of type ``op_types``."""
-    return [name for op, name in op_outputs(calibrated)
-            if block_of(name) in blocks or op in op_types]
+def nodes_matching(ops: list[tuple[str, str]], blocks: tuple[str, ...] = (),
+                   op_types: tuple[str, ...] = ()) -> list[str]:
+    """Output-tensor names of the ops (from :func:`op_outputs`) in ``blocks`` or of type ``op_types``."""
+    return [name for op, name in ops if block_of(name) in blocks or op in op_types]
