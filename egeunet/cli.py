@@ -51,10 +51,12 @@ def train_main(argv=None) -> int:
                    help="stop after epoch N (the cosine schedule still spans --epochs); continue later with --resume")
     p.add_argument("--limit-train", type=int, help="use only the first N train images (smoke runs)")
     p.add_argument("--limit-val", type=int, help="use only the first N val images")
+    p.add_argument("--no-compile", action="store_true",
+                   help="eager LayerNorms instead of compiled ones (same results, slower; no C++ compiler needed)")
     a = p.parse_args(argv)
     cfg = TrainConfig(data=str(resolve_data_root(a.data)), out=a.out, epochs=a.epochs, batch_size=a.batch_size,
                       lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, seed=a.seed, resume=a.resume, stop_after_epoch=a.stop_after_epoch,
-                      limit_train=a.limit_train, limit_val=a.limit_val)
+                      limit_train=a.limit_train, limit_val=a.limit_val, compile_norms=not a.no_compile)
     summary = train(cfg)
     print(f"best val Dice {summary['best_val_dice']:.4f}; best checkpoint {summary['best']}")
     return 0

@@ -1,0 +1,62 @@
+"""Compiled LayerNorm kernels for training.
+
+EGE-UNet has 37 channel LayerNorms. In eager PyTorch each is ~8 element-wise ops forward
+and more backward, every one a separate pass over the feature map; on a 2-core CPU they
+take about 40 % of a training step. ``torch.compile`` (inductor) fuses each norm into one
+forward and one backward loop. Only the norm is compiled: compiling whole blocks or the
+whole model was measured slower here (``python -m egeunet.benchmarks.train_throughput
+--levers --compile``), because inductor's convolutions and layouts lose to oneDNN's.
+
+The compiled kernel is the same function (``layer_norm_2d``): results agree with eager to
+float rounding (tested). It is used only when autograd is recording, so evaluation and
+export run the plain eager code and never compile. Inductor needs a C++ compiler; where
+compilation fails, the norm falls back to eager with one warning and training goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from egeunet.model.egeunet import LayerNorm2d, layer_norm_2d
+
+log = logging.getLogger(__name__)
+
+
+class CompiledLayerNorm:
+    """A ``LayerNorm2d.kernel``: compiled when gradients are recorded, eager otherwise."""
+
+    def __init__(self) -> None:
+        # One static-shape kernel per (shape, layout): about 15 shapes per batch size.
+        import torch._dynamo
+
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 256)
+        self.compiled = torch.compile(layer_norm_2d, dynamic=False)
+        self.failed: str | None = None
+
+    def __call__(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+        if self.failed is None and torch.is_grad_enabled():
+            try:
+                return self.compiled(x, weight, bias, eps)
+            except Exception as e:  # noqa: BLE001 - any compiler failure: fall back, keep training
+                self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                log.warning("[train] compiled LayerNorm unavailable (%s); using eager LayerNorm", self.failed)
+        return layer_norm_2d(x, weight, bias, eps)
+
+
+def compile_layer_norms(model: nn.Module) -> int:
+    """Give every ``LayerNorm2d`` of ``model`` one shared compiled kernel; returns how many."""
+    kernel = CompiledLayerNorm()
+    norms = [m for m in model.modules() if isinstance(m, LayerNorm2d)]
+    for m in norms:
+        m.kernel = kernel
+    return len(norms)
+
+
+def eager_layer_norms(model: nn.Module) -> None:
+    """Undo :func:`compile_layer_norms`."""
+    for m in model.modules():
+        if isinstance(m, LayerNorm2d):
+            m.kernel = layer_norm_2d
