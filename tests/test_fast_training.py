@@ -95,3 +95,32 @@ def test_compile_layer_norms_reaches_every_norm_and_keeps_the_state_dict():
     keys = set(model.state_dict())
     assert compile_layer_norms(model) == 37
     assert set(model.state_dict()) == keys
+
+
+def test_throughput_benchmark_runs_every_lever_with_the_same_loss(tmp_path):
+    """Tiny run on synthetic images: every variant runs, all compute the same loss."""
+    from egeunet.benchmarks import train_throughput as tt
+
+    res = tt.run(threads=1, steps=1, warmup=0, batch=2, size=64, rounds=1, levers=True,
+                 data=str(tt._synthetic_folder(tmp_path / "syn", 6, 64)), n_images=6)
+    names = tt.MAIN + tt.LEVER_ORDER[1:]
+    assert list(res["img_per_s"]) == names
+    assert all(v > 0 for v in res["img_per_s"].values())
+    losses = list(res["first_step_loss"].values())
+    assert max(losses) - min(losses) < 1e-4 * abs(losses[0]), res["first_step_loss"]
+    assert res["speedup"] == res["img_per_s"]["egeunet-train"] / res["img_per_s"]["reference eager"]
+    assert "| egeunet-train |" in tt.markdown(res)
+
+
+def test_reference_variant_is_the_official_formulation_of_the_same_function():
+    from egeunet.benchmarks.train_throughput import _officialize
+
+    torch.manual_seed(0)
+    ours = egeunet().eval()
+    official = _officialize(egeunet().eval())
+    official.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = official(x), ours(x)
+    # sqrt + division vs rsqrt: float rounding only, far below the logits' scale
+    assert (a - b).abs().max() < 1e-5 * b.abs().max() + 1e-4, ((a - b).abs().max(), b.abs().max())

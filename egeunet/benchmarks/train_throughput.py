@@ -1,14 +1,25 @@
-"""Training-step throughput: images/s of one step (batch 8, 256x256, forward + backward +
-AdamW) for the plain eager model and for the set-up ``egeunet-train`` uses, measured in
-the same process, interleaved, so the ratio is fair on a machine whose load varies.
+"""Training throughput: images/s of whole training steps (batch 8, 256x256: get the batch,
+forward, deep-supervision loss, backward, AdamW) for a plain eager baseline and for what
+``egeunet-train`` runs, in one process, interleaved, so the ratio is fair on a machine
+whose load varies.
 
-    python -m egeunet.benchmarks.train_throughput --threads 2 --steps 20
-    python -m egeunet.benchmarks.train_throughput --levers [--compile]   # + levers tried
+    python -m egeunet.benchmarks.train_throughput --threads 2            # baseline vs egeunet-train
+    python -m egeunet.benchmarks.train_throughput --levers [--compile]   # + each lever, cumulative
 
-All variants compute the same mathematics (checked: same first-step loss on the same
-batch). Data loading is not included: ``egeunet-train`` decodes the data once and keeps it
-in memory, so a step's cost is the model. ``--levers`` adds LayerNorm formulations that
-were tried and not adopted, ``--compile`` ``torch.compile`` (minutes of compilation).
+Variants (all the same mathematics: each variant's loss on one fixed batch, before any update,
+is reported and must agree):
+
+- ``reference eager``: the straightforward pipeline. The official code's layer formulation
+  (LayerNorm with ``pow``/``sqrt``/division, GHPA's permutes), NCHW, every training map
+  upsampled with ``F.interpolate``, foreach AdamW, and a Dataset-style batch: each sample
+  decoded from its JPEG/PNG file, normalised and augmented on its own, then stacked.
+- ``eager NCHW``: our model code (rsqrt LayerNorm, broadcast GHPA) on batches cut from the
+  uint8 arrays decoded once and augmented as a batch in torch, otherwise plain eager.
+- ``egeunet-train``: ``egeunet.train.build_model_and_optimizer`` + ``training_batch`` +
+  ``training_step``, exactly what the trainer runs.
+
+Without ``--data`` (or the ISIC folder next to the checkout) synthetic images are written
+to a temporary folder in the same layout, so anyone can run it.
 """
 
 from __future__ import annotations
@@ -17,118 +28,227 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 import time
 import types
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from egeunet.data import SegmentationFolder, channel_stats, resolve_data_root
+from egeunet.evaluate import images_to_tensor
 from egeunet.model import egeunet
-from egeunet.model.egeunet import LayerNorm2d
-from egeunet.train import deep_supervision_loss
+from egeunet.model.egeunet import GHPA, LayerNorm2d, interpolate_bilinear
+from egeunet.model.fast_norms import compile_layer_norms
+from egeunet.preprocess import Preprocessing
+from egeunet.train import augment, build_model_and_optimizer, deep_supervision_loss, training_batch, training_step
 
 
-def _ln_conv_means(self, x: torch.Tensor) -> torch.Tensor:
-    """LayerNorm2d with its channel means as 1x1 convolutions."""
-    k = x.new_full((1, x.shape[1], 1, 1), 1.0 / x.shape[1])
-    centred = x - F.conv2d(x, k)
-    y = centred * torch.rsqrt(F.conv2d(centred * centred, k) + self.eps)
-    return y * self.weight[:, None, None] + self.bias[:, None, None]
+# --- the official code's layer formulation (JCruan519/EGE-UNet), same mathematics ---------
+
+def _official_layer_norm(self, x: torch.Tensor) -> torch.Tensor:
+    u = x.mean(1, keepdim=True)
+    s = (x - u).pow(2).mean(1, keepdim=True)
+    x = (x - u) / torch.sqrt(s + self.eps)
+    return self.weight[:, None, None] * x + self.bias[:, None, None]
 
 
-def _ln_sum_addcmul(self, x: torch.Tensor) -> torch.Tensor:
-    """LayerNorm2d with sum / C for the means and the affine as one addcmul."""
-    c = x.shape[1]
-    centred = x - x.sum(1, keepdim=True) / c
-    y = centred * torch.rsqrt((centred * centred).sum(1, keepdim=True) / c + self.eps)
-    return torch.addcmul(self.bias[:, None, None], y, self.weight[:, None, None])
+def _official_ghpa(self, x: torch.Tensor) -> torch.Tensor:
+    x = self.norm1(x)
+    x1, x2, x3, x4 = torch.chunk(x, 4, dim=1)
+    x1 = x1 * self.conv_xy(F.interpolate(self.params_xy, size=x1.shape[2:4], mode="bilinear", align_corners=True))
+    x2 = x2.permute(0, 3, 1, 2)
+    x2 = x2 * self.conv_zx(F.interpolate(self.params_zx, size=x2.shape[2:4], mode="bilinear",
+                                         align_corners=True).squeeze(0)).unsqueeze(0)
+    x2 = x2.permute(0, 2, 3, 1)
+    x3 = x3.permute(0, 2, 1, 3)
+    x3 = x3 * self.conv_zy(F.interpolate(self.params_zy, size=x3.shape[2:4], mode="bilinear",
+                                         align_corners=True).squeeze(0)).unsqueeze(0)
+    x3 = x3.permute(0, 2, 1, 3)
+    x = torch.cat([x1, x2, x3, self.dw(x4)], dim=1)
+    return self.ldw(self.norm2(x))
 
 
-# name -> (memory format, LayerNorm2d forward or None for the model's own, torch.compile?)
-VARIANTS = {
-    "eager (NCHW)": (torch.contiguous_format, None, False),
-    "egeunet-train (channels_last)": (torch.channels_last, None, False),
-}
-LEVERS = {
-    "channels_last, LayerNorm means as 1x1 convs": (torch.channels_last, _ln_conv_means, False),
-    "channels_last, LayerNorm sum/C + addcmul": (torch.channels_last, _ln_sum_addcmul, False),
-    "NCHW, LayerNorm means as 1x1 convs": (torch.contiguous_format, _ln_conv_means, False),
-}
-COMPILED = {"channels_last, torch.compile(model)": (torch.channels_last, None, True)}
+def _officialize(model: torch.nn.Module) -> torch.nn.Module:
+    for m in model.modules():
+        if isinstance(m, LayerNorm2d):
+            m.forward = types.MethodType(_official_layer_norm, m)
+        elif isinstance(m, GHPA):
+            m.forward = types.MethodType(_official_ghpa, m)
+    return model
 
 
-def _setup(variant: tuple, batch: int, size: int):
-    memory_format, ln_forward, compiled = variant
-    torch.manual_seed(0)
+# --- data --------------------------------------------------------------------------------
+
+def _synthetic_folder(root: Path, n: int, size: int) -> Path:
+    """n random JPEG images with PNG masks and a splits.csv, the layout SegmentationFolder reads."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    yy, xx = np.mgrid[:size, :size]
+    rows = ["id,split"]
+    for i in range(n):
+        image = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+        cy, cx, r = rng.uniform(0.3, 0.7, 2).tolist() + [rng.uniform(0.1, 0.3)]
+        mask = (((yy / size - cy) ** 2 + (xx / size - cx) ** 2) < r * r).astype(np.uint8) * 255
+        Image.fromarray(image).save(root / "images" / f"s{i:04d}.jpg", quality=90)
+        Image.fromarray(mask).save(root / "masks" / f"s{i:04d}.png")
+        rows.append(f"s{i:04d},train")
+    (root / "splits.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+class _Data:
+    """The train images as files (for the per-sample path) and as decoded uint8 arrays."""
+
+    def __init__(self, folder: SegmentationFolder, n: int, size: int) -> None:
+        self.folder, self.size = folder, size
+        split = folder.load_split("train", size, limit=n)
+        self.ids = split.ids
+        self.images, self.masks = torch.from_numpy(split.images), torch.from_numpy(split.masks)
+        mean, std = channel_stats(split.images)
+        self.pre = Preprocessing(size=size, mean=mean, std=std)
+        self.gen = torch.Generator().manual_seed(0)
+        self.cursor = 0
+
+    def next_indices(self, batch: int) -> torch.Tensor:
+        idx = (torch.arange(batch) + self.cursor) % len(self.ids)
+        self.cursor = (self.cursor + batch) % len(self.ids)
+        return idx
+
+    def per_sample_batch(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dataset + collate: decode, normalise and augment each sample alone, then stack."""
+        xs, ys = [], []
+        for i in self.next_indices(batch).tolist():
+            image, mask = self.folder.read_pair(self.ids[i], self.size)
+            x = images_to_tensor(torch.from_numpy(image.copy())[None], self.pre)
+            y = torch.from_numpy(mask).float()[None, None]
+            x, y = augment(x, y, self.gen)
+            xs.append(x)
+            ys.append(y)
+        return torch.cat(xs), torch.cat(ys)
+
+    def in_memory_batch(self, batch: int, memory_format=torch.contiguous_format) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = training_batch(self.images, self.masks, self.next_indices(batch), self.pre, self.gen)
+        return x.contiguous(memory_format=memory_format), y
+
+
+# --- variants ----------------------------------------------------------------------------
+
+def _plain_step(model, optimizer, x, y) -> float:
+    loss = deep_supervision_loss(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _variant(name: str, data: _Data, batch: int):
+    """(one whole training step of variant ``name``, its network, its memory format)."""
+    torch.manual_seed(0)  # every variant starts from the same weights
+    if name == "egeunet-train":
+        model, opt = build_model_and_optimizer()
+        return (lambda: training_step(model, opt, *data.in_memory_batch(batch, torch.channels_last)),
+                model, torch.channels_last)
+    # the plain set-ups, then the levers one by one (cumulative, in LEVER_ORDER)
+    levers = set(LEVER_ORDER[: LEVER_ORDER.index(name) + 1] if name in LEVER_ORDER else [])
+    whole = name in COMPILED
+    memory_format = torch.channels_last if "+ channels_last" in levers or whole else torch.contiguous_format
     model = egeunet().train().to(memory_format=memory_format)
-    if ln_forward is not None:
-        for m in model.modules():
-            if isinstance(m, LayerNorm2d):
-                m.forward = types.MethodType(ln_forward, m)
-    net = torch.compile(model) if compiled else model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
-    x = torch.randn(batch, 3, size, size).contiguous(memory_format=memory_format)
-    y = (torch.rand(batch, 1, size, size) > 0.7).float()
-
-    def step() -> float:
-        loss = deep_supervision_loss(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    if name == "reference eager":
+        _officialize(model)
+    if "+ matrix upsampling of the loss maps" not in levers:
+        model.upsample_loss_map = interpolate_bilinear
+    if "+ compiled LayerNorms (= egeunet-train)" in levers:
+        compile_layer_norms(model)
+    net = torch.compile(model) if whole else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=("+ fused AdamW" in levers) or None)
+    if name == "reference eager":
+        return lambda: _plain_step(net, opt, *data.per_sample_batch(batch)), net, memory_format
+    return lambda: _plain_step(net, opt, *data.in_memory_batch(batch, memory_format)), net, memory_format
 
 
-def run(threads: int = 2, steps: int = 20, warmup: int = 3, batch: int = 8, size: int = 256, rounds: int = 3,
-        levers: bool = False, compiled: bool = False) -> dict:
+MAIN = ["reference eager", "eager NCHW", "egeunet-train"]
+LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ matrix upsampling of the loss maps",
+               "+ compiled LayerNorms (= egeunet-train)"]
+COMPILED = ["channels_last, torch.compile(whole model)"]
+
+
+def run(threads: int = 2, steps: int = 10, warmup: int = 2, batch: int = 8, size: int = 256, rounds: int = 3,
+        levers: bool = False, compiled: bool = False, data: str | None = None, n_images: int = 64) -> dict:
     torch.set_num_threads(threads)
-    variants = {**VARIANTS, **(LEVERS if levers else {}), **(COMPILED if compiled else {})}
-    steps_by_name = {name: _setup(v, batch, size) for name, v in variants.items()}
-    first_losses, first_step_s = {}, {}
-    for name, step in steps_by_name.items():  # the first step includes any compilation
-        t0 = time.perf_counter()
-        first_losses[name] = step()
-        first_step_s[name] = time.perf_counter() - t0
-    for step in steps_by_name.values():
-        for _ in range(warmup):
-            step()
-    rates: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):  # interleave so all variants see the same machine state
-        for name, step in steps_by_name.items():
+    names = MAIN + (LEVER_ORDER[1:] if levers else []) + (COMPILED if compiled else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        root = resolve_data_root(data, required=False) if data is None else Path(data)
+        source = str(root) if root else "synthetic"
+        folder = SegmentationFolder(root if root else _synthetic_folder(Path(tmp) / "synthetic", n_images, size))
+        dataset = _Data(folder, n_images, size)
+        variants = {name: _variant(name, dataset, batch) for name in names}
+        # same mathematics: every variant's loss on one fixed batch, before any update
+        x, y = dataset.in_memory_batch(batch)
+        dataset.cursor = 0
+        first_losses, first_step_s = {}, {}
+        for name, (step, net, mf) in variants.items():  # the first calls include any compilation
             t0 = time.perf_counter()
-            for _ in range(steps):
+            first_losses[name] = deep_supervision_loss(net(x.contiguous(memory_format=mf)), y).item()
+            step()
+            first_step_s[name] = time.perf_counter() - t0
+        steps_by_name = {n: v[0] for n, v in variants.items()}
+        for step in steps_by_name.values():
+            for _ in range(warmup):
                 step()
-            rates[name].append(batch * steps / (time.perf_counter() - t0))
-    names = list(variants)
-    result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": threads,
-                    "torch": torch.__version__},
-        "batch": batch, "size": size, "steps_per_round": steps, "rounds": rounds,
-        "img_per_s": {n: statistics.median(r) for n, r in rates.items()},
+        rates: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(rounds):  # interleave so all variants see the same machine state
+            for name, step in steps_by_name.items():
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                rates[name].append(batch * steps / (time.perf_counter() - t0))
+    img_per_s = {n: statistics.median(r) for n, r in rates.items()}
+    base = img_per_s["reference eager"]
+    return {
+        "machine": {"cpu": platform.processor() or platform.machine(), "threads": threads, "torch": torch.__version__},
+        "data": source, "batch": batch, "size": size, "steps_per_round": steps, "rounds": rounds,
+        "img_per_s": img_per_s, "rounds_img_per_s": rates,
+        "vs_reference": {n: v / base for n, v in img_per_s.items()},
+        "vs_eager_nchw": {n: v / img_per_s["eager NCHW"] for n, v in img_per_s.items()},
+        "speedup": img_per_s["egeunet-train"] / base,
         "first_step_loss": first_losses, "first_step_seconds": first_step_s,
     }
-    result["speedup"] = result["img_per_s"][names[1]] / result["img_per_s"][names[0]]
-    result["vs_eager"] = {n: v / result["img_per_s"][names[0]] for n, v in result["img_per_s"].items()}
-    return result
+
+
+def markdown(res: dict) -> str:
+    lines = ["| variant | img/s | vs reference eager | vs eager NCHW | first step (s, incl. compiling) | loss on a fixed batch |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for n, v in res["img_per_s"].items():
+        lines.append(f"| {n} | {v:.1f} | {res['vs_reference'][n]:.2f}x | {res['vs_eager_nchw'][n]:.2f}x | "
+                     f"{res['first_step_seconds'][n]:.1f} | {res['first_step_loss'][n]:.6f} |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=10, help="steps per variant per round")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--levers", action="store_true", help="also the LayerNorm formulations tried and not adopted")
-    p.add_argument("--compile", action="store_true", help="also torch.compile (minutes of compilation)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--data", help="an image folder (default: the ISIC folder if present, else synthetic images)")
+    p.add_argument("--levers", action="store_true", help="also each lever on its own, cumulative")
+    p.add_argument("--compile", action="store_true", help="also torch.compile of the whole model (minutes)")
     p.add_argument("--json", help="write the result here")
     a = p.parse_args(argv)
-    res = run(a.threads, a.steps, rounds=a.rounds, levers=a.levers, compiled=a.compile)
-    for name, v in res["img_per_s"].items():
-        print(f"{name:48s} {v:7.1f} img/s  {res['vs_eager'][name]:.2f}x  first step {res['first_step_seconds'][name]:.1f} s")
-    print(f"speed-up {res['speedup']:.2f}x ({res['machine']['threads']} threads, batch {res['batch']})")
+    res = run(a.threads, a.steps, batch=a.batch, size=a.size, rounds=a.rounds, levers=a.levers,
+              compiled=a.compile, data=a.data)
+    print(markdown(res))
+    print(f"egeunet-train vs reference eager: {res['speedup']:.2f}x ({a.threads} threads, batch {a.batch}, "
+          f"data {res['data']})")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
+        Path(a.json).write_text(json.dumps(res, indent=2))
     return 0
 
 

@@ -179,6 +179,10 @@ def _bilinear_matrix(n_out: int, n_in: int) -> torch.Tensor:
     return m.float()
 
 
+def interpolate_bilinear(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=tuple(int(n) for n in size), mode="bilinear", align_corners=True)
+
+
 def upsample_logits_for_training(x: torch.Tensor, size) -> torch.Tensor:
     """Bilinear (align_corners=True) resize of a one-channel map as two matrix products.
 
@@ -221,6 +225,8 @@ class EGEUNet(nn.Module):
             if cfg.deep_supervision else None
         )
         self.head = nn.Conv2d(c[0], cfg.num_classes, 1)
+        # resizes the training outputs (the loss maps) to full resolution
+        self.upsample_loss_map = upsample_logits_for_training
         self.apply(_init_weights)
 
     def forward(self, x: torch.Tensor):
@@ -240,7 +246,7 @@ class EGEUNet(nn.Module):
             if self.aux_heads is not None:
                 aux_logits = self.aux_heads[i](out)
                 if self.training:  # the loss maps; inference needs only the bridges' input
-                    aux.append(upsample_logits_for_training(aux_logits, x.shape[2:]))
+                    aux.append(self.upsample_loss_map(aux_logits, x.shape[2:]))
             else:
                 aux_logits = None
             if self.bridges is not None:
@@ -249,7 +255,7 @@ class EGEUNet(nn.Module):
             out = out + skip
         if self.training:
             head = self.head(out)
-            logits = upsample_logits_for_training(head, [2 * n for n in head.shape[2:]])  # = _up2
+            logits = self.upsample_loss_map(head, [2 * n for n in head.shape[2:]])  # = _up2
             return (aux, logits) if self.aux_heads is not None else logits
         return _up2(self.head(out))
 

@@ -25,25 +25,32 @@ from egeunet.model.egeunet import LayerNorm2d, layer_norm_2d
 log = logging.getLogger(__name__)
 
 
-class CompiledLayerNorm:
-    """A ``LayerNorm2d.kernel``: compiled when gradients are recorded, eager otherwise."""
+class CompiledKernel:
+    """``fn`` compiled when gradients are recorded, eager otherwise or if compilation fails."""
 
-    def __init__(self) -> None:
-        # One static-shape kernel per (shape, layout): about 15 shapes per batch size.
+    def __init__(self, fn, what: str) -> None:
+        # One static-shape kernel per input shape and layout (about 15 shapes per batch size
+        # for the LayerNorms), hence the larger cache.
         import torch._dynamo
 
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 256)
-        self.compiled = torch.compile(layer_norm_2d, dynamic=False)
+        self.fn, self.what = fn, what
+        self.compiled = torch.compile(fn, dynamic=False)
         self.failed: str | None = None
 
-    def __call__(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    def __call__(self, *args):
         if self.failed is None and torch.is_grad_enabled():
             try:
-                return self.compiled(x, weight, bias, eps)
+                return self.compiled(*args)
             except Exception as e:  # noqa: BLE001 - any compiler failure: fall back, keep training
                 self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                log.warning("[train] compiled LayerNorm unavailable (%s); using eager LayerNorm", self.failed)
-        return layer_norm_2d(x, weight, bias, eps)
+                log.warning("[train] compiled %s unavailable (%s); using the eager one", self.what, self.failed)
+        return self.fn(*args)
+
+
+def CompiledLayerNorm() -> CompiledKernel:  # noqa: N802 - reads as the kernel it makes
+    """A ``LayerNorm2d.kernel``: the compiled ``layer_norm_2d``."""
+    return CompiledKernel(layer_norm_2d, "LayerNorm")
 
 
 def compile_layer_norms(model: nn.Module) -> int:
