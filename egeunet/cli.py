@@ -53,10 +53,13 @@ def train_main(argv=None) -> int:
     p.add_argument("--limit-val", type=int, help="use only the first N val images")
     p.add_argument("--no-compile", action="store_true",
                    help="eager LayerNorms instead of compiled ones (same results, slower; no C++ compiler needed)")
+    p.add_argument("--norms", choices=["paper", "batch"], default="paper",
+                   help="paper: EGE-UNet as published (default); batch: the EGE-UNet-BN variant, whose norms "
+                        "fold into the convolutions of exported files (a different model: its own weights and Dice)")
     a = p.parse_args(argv)
     cfg = TrainConfig(data=str(resolve_data_root(a.data)), out=a.out, epochs=a.epochs, batch_size=a.batch_size,
                       lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, seed=a.seed, resume=a.resume, stop_after_epoch=a.stop_after_epoch,
-                      limit_train=a.limit_train, limit_val=a.limit_val, compile_norms=not a.no_compile)
+                      limit_train=a.limit_train, limit_val=a.limit_val, compile_norms=not a.no_compile, norms=a.norms)
     summary = train(cfg)
     print(f"best val Dice {summary['best_val_dice']:.4f}; best checkpoint {summary['best']}")
     return 0
@@ -189,6 +192,8 @@ def bench_main(argv=None) -> int:
     p.add_argument("--exports", default="exports", help="folder of egeunet-export outputs (default %(default)s); "
                    "default variants missing from it are exported there from the shipped weights first")
     p.add_argument("--no-export", action="store_true", help="measure only what is already in --exports")
+    p.add_argument("--weights", help="checkpoint for the PyTorch row, the parity reference and missing exports "
+                   "(default: the shipped weights); use one --exports folder per model")
     p.add_argument("--formats", nargs="+", help="only these targets or target-precision keys (e.g. torch tflite-int8)")
     p.add_argument("--data", help="data root for the test split (default $EGEUNET_DATA or ../shared/data/isic2018)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4])
@@ -218,7 +223,7 @@ def bench_main(argv=None) -> int:
         report = run(a.exports, a.data, tuple(a.threads), a.quick, a.formats, a.min_iou, a.plots,
                      make_missing=not a.no_export, remote=a.remote, remote_python=a.remote_python,
                      ssh_args=tuple(a.ssh_arg), adb=a.adb, benchmark_model=a.benchmark_model,
-                     emulate=tuple(a.emulate), device_images=a.device_images)
+                     emulate=tuple(a.emulate), device_images=a.device_images, weights=a.weights)
     except RuntimeError as e:  # a device route that cannot start (lab not set up, ...); ValueError: _user_errors
         print(f"error: {e}", file=sys.stderr)
         return 2

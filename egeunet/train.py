@@ -65,6 +65,7 @@ class TrainConfig:
     limit_val: int | None = None
     progress: bool = True
     compile_norms: bool = True  # compiled LayerNorm kernels (egeunet.model.fast_norms); same results
+    norms: str = "paper"  # "batch": the EGE-UNet-BN variant (egeunet.model.egeunet.EGEUNetConfig.norms)
 
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
@@ -111,12 +112,12 @@ def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[tor
     return x, y
 
 
-def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2,
-                              compile_norms: bool = True) -> tuple[EGEUNet, torch.optim.Optimizer]:
+def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, compile_norms: bool = True,
+                              norms: str = "paper") -> tuple[EGEUNet, torch.optim.Optimizer]:
     """The training set-up; each choice is a measured lever of ``train_throughput --levers``,
     none changes the mathematics: channels_last memory (oneDNN's fast convolution path),
     compiled LayerNorm kernels, and the single-kernel (fused) AdamW."""
-    model = EGEUNet(EGEUNetConfig()).to(memory_format=torch.channels_last)
+    model = EGEUNet(EGEUNetConfig(norms=norms)).to(memory_format=torch.channels_last)
     if compile_norms:
         compile_layer_norms(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
@@ -216,12 +217,15 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"{cfg.data}: the train and val splits must not be empty")
 
     torch.manual_seed(cfg.seed)
-    model, optimizer = build_model_and_optimizer(cfg.lr, cfg.weight_decay, cfg.compile_norms)
+    model, optimizer = build_model_and_optimizer(cfg.lr, cfg.weight_decay, cfg.compile_norms, cfg.norms)
     start_epoch, best_dice, log_rows = 0, -1.0, []
     if cfg.resume:
         if not (last_path.is_file() and state_path.is_file()):
             raise CheckpointError(f"{out}: nothing to resume (no last.safetensors / last.state.safetensors)")
         meta = read_sidecar(last_path)
+        if meta["config"].get("norms", "paper") != cfg.norms:
+            raise CheckpointError(f"{last_path}: trained with norms={meta['config'].get('norms', 'paper')!r}; "
+                                  f"resume with the same --norms")
         pre = Preprocessing.from_dict(meta["preprocessing"])
         model.load_state_dict(load_tensors(last_path))
         start_epoch, best_dice = _load_train_state(state_path, optimizer)

@@ -71,3 +71,33 @@ def test_bench_reports_a_failed_export_as_a_row(isic_root, tmp_path):
     (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert (row["format"], row["precision"], row["status"]) == ("onnx", "fp32", "failed")
     assert row["reason"].startswith("export failed:") and "exports" in row["reason"]
+
+
+def test_bench_with_weights_measures_that_model_and_exports_from_it(isic_root, tmp_path):
+    """--weights: the PyTorch row, the parity reference and the missing exports all use the
+    given checkpoint (here an EGE-UNet-BN one), not the shipped weights."""
+    import torch
+
+    from egeunet.model import egeunet
+    from egeunet.model.checkpoint import load_checkpoint, save_checkpoint
+
+    shipped, pre, _ = load_checkpoint(None)
+    torch.manual_seed(0)
+    model = egeunet(norms="batch").eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 2.0)
+    weights = save_checkpoint(tmp_path / "bn.safetensors", model, pre, epoch=0)
+    exports = tmp_path / "exports_bn"
+    r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--exports", str(exports),
+                        "--weights", str(weights), "--data", str(isic_root), "--threads", "1",
+                        "--formats", "torch", "onnx", "--json", str(tmp_path / "b.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert rows[0]["format"] == "torch" and rows[0]["path"] == str(weights)
+    assert rows[0]["size_bytes"] == weights.stat().st_size
+    man = json.loads((exports / "onnx-fp32" / "manifest.json").read_text())
+    assert man["model"]["config"]["norms"] == "batch", man["model"]
+    assert rows[1]["status"] == "ok" and rows[1]["iou_vs_torch"] >= 0.999

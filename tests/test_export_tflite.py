@@ -167,3 +167,33 @@ def test_nhwc_graph_follows_every_config(overrides):
     graph = TFEGEUNet(model, pre)
     got = np.concatenate([graph(p[None]).numpy()[..., 0] for p in pixels])
     assert np.abs(got - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
+
+
+def test_nhwc_graph_of_the_batchnorm_variant_folds_norms_and_matches_pytorch():
+    """EGE-UNet-BN: every BatchNorm folded or reduced to MUL/ADD, same function as PyTorch."""
+    import torch
+
+    from egeunet.export.tf_graph import TFEGEUNet
+    from egeunet.model import egeunet
+    from egeunet.preprocess import Preprocessing
+
+    torch.manual_seed(0)
+    model = egeunet(norms="batch").eval()
+    with torch.no_grad():  # trained-looking statistics and affines, so nothing folds trivially
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.3, 2.0)
+    pre = Preprocessing(size=64, mean=(180.0, 150.0, 140.0), std=(40.0, 45.0, 50.0))
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    with torch.no_grad():
+        x = (torch.from_numpy(pixels) - torch.tensor(pre.mean)) / torch.tensor(pre.std)
+        ref = model(x.permute(0, 3, 1, 2).float()).numpy()[:, 0]
+    graph = TFEGEUNet(model, pre)
+    got = np.concatenate([graph(p[None]).numpy()[..., 0] for p in pixels])
+    assert np.abs(got - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
+    ops = {op.type for op in graph.concrete_function().graph.get_operations()}
+    assert not ops & {"Mean", "Rsqrt"}, ops  # no normalisation arithmetic left in the graph

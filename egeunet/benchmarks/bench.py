@@ -54,11 +54,12 @@ class Row:
 _ORDER = {k: i for i, k in enumerate(["torch-fp32", *(f.key for f in FORMATS)])}
 
 
-def discover(exports: Path) -> list[tuple[str, str, Path | None, dict]]:
-    """(format, precision, path, manifest) for PyTorch and every artifact under ``exports``."""
+def discover(exports: Path, weights: Path | None = None) -> list[tuple[str, str, Path | None, dict]]:
+    """(format, precision, path, manifest) for PyTorch (``weights``, default the shipped
+    ones: path None) and every artifact under ``exports``."""
     from egeunet.model.checkpoint import PRETRAINED
 
-    found = [("torch", "fp32", None, {"bytes": PRETRAINED.stat().st_size})]
+    found = [("torch", "fp32", weights, {"bytes": Path(weights or PRETRAINED).stat().st_size})]
     for man_path in sorted(exports.glob("*/manifest.json")):
         man = json.loads(man_path.read_text())
         # a .tflite made by the comparison route is its own row: "tflite/onnx2tf"
@@ -72,8 +73,9 @@ def _wanted(fmt: str, precision: str, formats: list[str] | None) -> bool:
     return not formats or any(f in formats for f in (fmt, target, f"{fmt}-{precision}", f"{target}-{precision}"))
 
 
-def ensure_exports(exports: Path, formats: list[str] | None, data) -> dict[str, str]:
-    """Make every default variant of ``egeunet-export`` that ``exports`` lacks, from the shipped weights.
+def ensure_exports(exports: Path, formats: list[str] | None, data, weights: Path | None = None) -> dict[str, str]:
+    """Make every default variant of ``egeunet-export`` that ``exports`` lacks, from ``weights``
+    (default: the shipped weights).
 
     Returns {format key: one-line reason} for variants whose export failed, so that they
     still get a row (status ``failed``) instead of silently vanishing from the table.
@@ -84,9 +86,9 @@ def ensure_exports(exports: Path, formats: list[str] | None, data) -> dict[str, 
     for fmt in FORMATS:
         if not _wanted(fmt.target, fmt.precision, formats) or (exports / fmt.key / "manifest.json").exists():
             continue
-        log.info("[bench] %s is not in %s: exporting it from the shipped weights", fmt.key, exports)
+        log.info("[bench] %s is not in %s: exporting it from %s", fmt.key, exports, weights or "the shipped weights")
         try:
-            export(fmt.target, fmt.precision, out=exports / fmt.key, data=data)
+            export(fmt.target, fmt.precision, weights=weights, out=exports / fmt.key, data=data)
         except Exception as e:  # ImportError (extras missing), ExportError, ParityError: report, go on
             failures[fmt.key] = f"export failed: {(str(e).strip().splitlines() or [e.__class__.__name__])[0]}"
     return failures
@@ -153,8 +155,11 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
         plots: str | Path | None = None, n_overlay: int = 6, make_missing: bool = True,
         remote: str | None = None, remote_python: str = "python3", ssh_args: tuple[str, ...] = (),
         adb: str | None = None, benchmark_model: str | Path | None = None,
-        emulate: tuple[str, ...] = (), device_images: int | None = None) -> dict:
+        emulate: tuple[str, ...] = (), device_images: int | None = None, weights: str | Path | None = None) -> dict:
     """One report: rows for this machine, then rows for each device asked for.
+
+    ``weights``: the checkpoint of the PyTorch row, the parity reference and the source of
+    missing exports (default: the shipped weights); keep one ``exports`` folder per model.
 
     ``remote`` (ssh://user@host[:port]), ``adb`` (a serial, or "" for the only phone, with
     ``benchmark_model``) and ``emulate`` (cortex-a76, ...) add rows for the .tflite files, marked
@@ -169,18 +174,19 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     n_images, runs, warmup = (16, 10, 3) if quick else (None, 50, 10)
     folder = SegmentationFolder(resolve_data_root(data))
     split = folder.load_split("test", 256, n_images)
-    torch_rt = open_runtime()
+    weights = Path(weights) if weights else None
+    torch_rt = open_runtime(weights, runtime="torch")
     torch_masks = [torch_rt.predict(img) >= torch_rt.pre.threshold for img in split.images]
-    export_failures = ensure_exports(Path(exports), formats, data) if make_missing else {}
+    export_failures = ensure_exports(Path(exports), formats, data, weights) if make_missing else {}
     rows = [Row(*key.split("-", 1), None, status="failed", reason=reason) for key, reason in export_failures.items()]
     masks_by_row: dict[str, list[np.ndarray]] = {}
-    for fmt, precision, path, man in discover(Path(exports)):
+    for fmt, precision, path, man in discover(Path(exports), weights):
         key = f"{fmt}-{precision}"
         if not _wanted(fmt, precision, formats):
             continue
         row = Row(fmt, precision, str(path) if path else "shipped weights", size_bytes=man.get("bytes"), ops=_op_count(man))
         try:
-            rt = torch_rt if path is None else open_runtime(path)
+            rt = torch_rt if fmt == "torch" else open_runtime(path)
             scores, masks_by_row[key] = accuracy(rt, split.images, split.masks, torch_masks, n_overlay if plots else 0)
             for k, v in scores.items():
                 setattr(row, k, v)

@@ -9,6 +9,7 @@ leaves ``out`` as it was.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 from egeunet.export.common import (
@@ -86,7 +87,9 @@ def export(target: str, precision: str = "fp32", *, weights: str | Path | None =
             first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
             raise ExportError(f"{fmt.key} conversion failed ({e.__class__.__name__}: {first})") from e
         parity = _verify(fmt, artifact, io, pre, images, ref, source, min_iou)
-        manifest = build_manifest(fmt, artifact, io, pre, meta["weights_sha256"], parity, **extra)
+        model_info = {"name": "EGE-UNet-BN" if model.config.norms == "batch" else "EGE-UNet",
+                      "config": asdict(model.config)}
+        manifest = build_manifest(fmt, artifact, io, pre, meta["weights_sha256"], parity, model=model_info, **extra)
         final, man = publish(artifact, manifest, out)
     result = ExportResult(fmt, final, man, manifest["bytes"], t.seconds, parity)
     return result

@@ -10,7 +10,13 @@ larger and slower than the fp32 one. Written here by hand, in the layout TFLite 
   GroupNorm's per-channel scale multiplies the small statistics, not the feature map;
 - GroupNorm's group statistics come from a 1x1 conv of the per-channel statistics (no
   reshapes), with eps in that conv's bias;
-- the normalisation of pixels is the graph's first two ops, so every file takes pixels.
+- the normalisation of pixels is the graph's first two ops, so every file takes pixels;
+- EGE-UNet-BN (``norms="batch"``): every BatchNorm is a per-channel affine at inference.
+  Where a conv precedes it, it folds into that conv's output (always exact); into a conv
+  that follows, only the scale folds (a shift would meet the zero padding), except for 1x1
+  convs; into GHPA's constant weight maps the scale folds too. What is left is one ADD
+  (GHPA's second norm), one MUL + ADD (its first, after a GELU) and one MUL + ADD per
+  bridge, instead of ~9 ops per LayerNorm.
 
 The function is the PyTorch model's to float rounding: ``tests/test_export_tflite.py``
 checks it against PyTorch on real images (<= 1e-4 in logits).
@@ -53,20 +59,35 @@ class TFEGEUNet:
             self._ghpa_maps[key] = tuple(_np(t).transpose(0, 2, 3, 1) for t in maps)
         return self._ghpa_maps[key]
 
+    @staticmethod
+    def bn_affine(bn: torch.nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
+        """An inference BatchNorm as ``x * scale + shift`` (per channel)."""
+        var = bn.running_var.detach().double()
+        scale = bn.weight.detach().double() / torch.sqrt(var + bn.eps)
+        shift = bn.bias.detach().double() - bn.running_mean.detach().double() * scale
+        return scale.numpy().astype(np.float32), shift.numpy().astype(np.float32)
+
     # ---- primitive layers ----------------------------------------------------------------
-    def conv(self, x, conv: torch.nn.Module, scale: np.ndarray | None = None, shift: np.ndarray | None = None):
+    def conv(self, x, conv: torch.nn.Module, scale: np.ndarray | None = None, shift: np.ndarray | None = None,
+             out_scale: np.ndarray | None = None, out_shift: np.ndarray | None = None):
         """nn.Conv2d (stride 1, 'same' padding), optionally applied to ``x * scale + shift``
-        folded into its weights (exact for 1x1 convs, which have no padding)."""
+        and followed by ``* out_scale + out_shift``, all folded into its weights. Output
+        affines and input scales are exact for every conv; an input shift only for 1x1
+        convs (with padding, the border would see the shift where PyTorch sees zeros)."""
         tf = self.tf
         w, b = _np(conv.weight), _np(conv.bias) if conv.bias is not None else None
         k, d = conv.kernel_size[0], conv.dilation[0]
         if conv.padding[0] != d * (k - 1) // 2 or conv.stride[0] != 1:
             raise ValueError(f"unsupported conv: kernel {k}, padding {conv.padding}, stride {conv.stride}")
-        if scale is not None:
+        if shift is not None:
             if k != 1:
-                raise ValueError("a norm affine folds exactly only into a 1x1 conv")
+                raise ValueError("a norm's shift folds exactly only into a 1x1 conv")
             b = (b if b is not None else 0.0) + (w[:, :, 0, 0] @ shift)
-            w = w * scale[None, :, None, None]
+        if scale is not None:
+            w = w * (scale[None, :, None, None] if conv.groups == 1 else scale[:, None, None, None])
+        if out_scale is not None:
+            w = w * out_scale[:, None, None, None]
+            b = (b if b is not None else 0.0) * out_scale + out_shift
         if conv.groups == 1:
             y = tf.nn.conv2d(x, w.transpose(2, 3, 1, 0), 1, "SAME", dilations=d)
         elif conv.groups == conv.in_channels == conv.out_channels:
@@ -106,24 +127,70 @@ class TFEGEUNet:
         # becomes TFLite's RESIZE_BILINEAR with align_corners=true)
         return self.tf.raw_ops.ResizeBilinear(images=x, size=[hw, hw], align_corners=True, half_pixel_centers=False)
 
-    def seq(self, x, seq: torch.nn.Sequential):
-        for layer in seq:
-            x = self.gelu(x) if isinstance(layer, torch.nn.GELU) else self.conv(x, layer)
+    def seq(self, x, seq: torch.nn.Sequential, in_scale=None, out_affine=None):
+        """A conv/GELU chain; an input scale folds into its first conv, an output affine
+        into its last."""
+        last = len(seq) - 1
+        for i, layer in enumerate(seq):
+            if isinstance(layer, torch.nn.GELU):
+                x = self.gelu(x)
+                continue
+            kw = {}
+            if i == 0 and in_scale is not None:
+                kw["scale"] = in_scale
+            if i == last and out_affine is not None:
+                kw["out_scale"], kw["out_shift"] = out_affine
+            x = self.conv(x, layer, **kw)
         return x
 
+    def stage_with_norm(self, x, block, norm):
+        """A stage followed by its norm (GroupNorm, or a BatchNorm folded into the stage)."""
+        if isinstance(norm, torch.nn.BatchNorm2d):
+            affine = self.bn_affine(norm)
+            if isinstance(block, GHPA):
+                return self.ghpa(x, block, out_affine=affine)
+            return self.conv(x, block, out_scale=affine[0], out_shift=affine[1])
+        return self.group_norm(self.stage(x, block), norm)
+
     # ---- blocks ----------------------------------------------------------------------------
-    def ghpa(self, x, block: GHPA):
+    def ghpa(self, x, block: GHPA, out_affine=None):
         tf = self.tf
         xy, zx, zy = self.ghpa_maps(block, int(x.shape[1]))
+        if isinstance(block.norm1, torch.nn.BatchNorm2d):
+            return self.ghpa_bn(x, block, (xy, zx, zy), out_affine)
         x1, x2, x3, x4 = tf.split(self.layer_norm(x, block.norm1), 4, axis=-1)
         x = tf.concat([x1 * xy, x2 * zx, x3 * zy, self.seq(x4, block.dw)], -1)
-        return self.seq(self.layer_norm(x, block.norm2), block.ldw)
+        return self.seq(self.layer_norm(x, block.norm2), block.ldw, out_affine=out_affine)
+
+    def ghpa_bn(self, x, block: GHPA, maps, out_affine):
+        """GHPA of EGE-UNet-BN: norm1 is a MUL + ADD; norm2's scale folds into the weight maps
+        and into the x4 branch's last conv (with its shift), its other shifts are one ADD."""
+        tf = self.tf
+        s1, t1 = self.bn_affine(block.norm1)
+        s2, t2 = self.bn_affine(block.norm2)
+        c = s2.shape[0] // 4
+        x1, x2, x3, x4 = tf.split(x * s1 + t1, 4, axis=-1)
+        xy, zx, zy = (m * s2[i * c:(i + 1) * c] for i, m in enumerate(maps))
+        x4 = self.seq(x4, block.dw, out_affine=(s2[3 * c:], t2[3 * c:]))
+        shift = np.concatenate([t2[:3 * c], np.zeros(c, np.float32)])
+        x = tf.concat([x1 * xy, x2 * zx, x3 * zy, x4], -1) + shift
+        return self.seq(x, block.ldw, out_affine=out_affine)
 
     def gab(self, x_high, x_low, mask, block: GAB):
         tf = self.tf
         x_high = self.resize(self.conv(x_high, block.pre_project), int(x_low.shape[1]))
         highs, lows = tf.split(x_high, len(block.groups), -1), tf.split(x_low, len(block.groups), -1)
         extra = [mask] if mask is not None else []
+        if isinstance(block.groups[0][0], torch.nn.BatchNorm2d):
+            # all groups side by side: one MUL + ADD for the four BatchNorms, scales not
+            # folded into the dilated convs (their padding would need the shift first)
+            affines = [self.bn_affine(g[0]) for g in block.groups]
+            y = tf.concat([t for h, lo in zip(highs, lows) for t in (h, lo, *extra)], -1)
+            y = y * np.concatenate([a[0] for a in affines]) + np.concatenate([a[1] for a in affines])
+            fused = [self.conv(part, g[1]) for part, g in zip(tf.split(y, len(block.groups), -1), block.groups)]
+            tail_norm, tail_conv = block.tail_conv
+            scale, shift = self.bn_affine(tail_norm)
+            return self.conv(tf.concat(fused, -1), tail_conv, scale, shift)
         fused = [self.conv(self.layer_norm(tf.concat([h, lo, *extra], -1), g[0]), g[1])
                  for g, h, lo in zip(block.groups, highs, lows)]
         tail_norm, tail_conv = block.tail_conv
@@ -143,7 +210,7 @@ class TFEGEUNet:
         skips, out = [], x
         for i in range(5):
             with tf.name_scope(f"enc{i}"):
-                out = self.group_norm(self.stage(out, m.encoder[i]), m.encoder_norms[i])
+                out = self.stage_with_norm(out, m.encoder[i], m.encoder_norms[i])
                 out = self.gelu(tf.nn.max_pool2d(out, 2, 2, "VALID"))
             skips.append(out)
         with tf.name_scope("enc5"):
@@ -151,7 +218,7 @@ class TFEGEUNet:
         out = deep
         for i in range(5):
             with tf.name_scope(f"dec{i}"):
-                out = self.group_norm(self.stage(out, m.decoder[i]), m.decoder_norms[i])
+                out = self.stage_with_norm(out, m.decoder[i], m.decoder_norms[i])
                 out = self.gelu(out if i == 0 else self.resize(out, 2 * int(out.shape[1])))
                 aux = self.conv(out, m.aux_heads[i]) if m.aux_heads is not None else None
             skip = skips[4 - i]

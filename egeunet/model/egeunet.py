@@ -41,6 +41,11 @@ class EGEUNetConfig:
     # feature map (8x8 in the paper).
     ghpa_size: tuple[int, int] = (8, 8)
     gab_dilations: tuple[int, ...] = field(default=(1, 2, 5, 7))
+    # "paper": channel LayerNorms in GHPA/GAB and GroupNorm(4) in the stages, as published.
+    # "batch": EGE-UNet-BN, every norm a BatchNorm2d; at inference each is a per-channel
+    # affine that the exporters fold into the neighbouring convolutions (a smaller, faster
+    # mobile graph). A different model with its own weights and Dice, never the default.
+    norms: str = "paper"
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
@@ -51,6 +56,8 @@ class EGEUNetConfig:
         bad = [w for w in self.widths if w % 4]
         if bad:
             raise ValueError(f"every stage width must be divisible by 4 (four groups); not: {bad}")
+        if self.norms not in NORMS:
+            raise ValueError(f"norms must be one of {sorted(NORMS)}, not {self.norms!r}")
 
 
 def layer_norm_2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
@@ -81,6 +88,19 @@ class LayerNorm2d(nn.Module):
         return self.kernel(x, self.weight, self.bias, self.eps)
 
 
+def channel_norm(norms: str, channels: int) -> nn.Module:
+    """The norm inside GHPA and GAB: LayerNorm over channels (paper) or BatchNorm."""
+    return LayerNorm2d(channels) if norms == "paper" else nn.BatchNorm2d(channels)
+
+
+def stage_norm(norms: str, channels: int) -> nn.Module:
+    """The norm after each encoder/decoder stage: GroupNorm with 4 groups (paper) or BatchNorm."""
+    return nn.GroupNorm(4, channels) if norms == "paper" else nn.BatchNorm2d(channels)
+
+
+NORMS = ("paper", "batch")
+
+
 def _resize_like(param: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
     return F.interpolate(param, size=tuple(size), mode="bilinear", align_corners=True)
 
@@ -95,7 +115,7 @@ class GHPA(nn.Module):
     The weight maps do not depend on the input, so an exporter can fold them to constants.
     """
 
-    def __init__(self, dim_in: int, dim_out: int, size: tuple[int, int] = (8, 8)) -> None:
+    def __init__(self, dim_in: int, dim_out: int, size: tuple[int, int] = (8, 8), norms: str = "paper") -> None:
         super().__init__()
         c = dim_in // 4
         h, w = size
@@ -106,8 +126,8 @@ class GHPA(nn.Module):
         self.params_zy = nn.Parameter(torch.ones(1, 1, c, w))
         self.conv_zy = nn.Sequential(nn.Conv1d(c, c, 3, padding=1, groups=c), nn.GELU(), nn.Conv1d(c, c, 1))
         self.dw = nn.Sequential(nn.Conv2d(c, c, 1), nn.GELU(), nn.Conv2d(c, c, 3, padding=1, groups=c))
-        self.norm1 = LayerNorm2d(dim_in)
-        self.norm2 = LayerNorm2d(dim_in)
+        self.norm1 = channel_norm(norms, dim_in)
+        self.norm2 = channel_norm(norms, dim_in)
         self.ldw = nn.Sequential(
             nn.Conv2d(dim_in, dim_in, 3, padding=1, groups=dim_in), nn.GELU(), nn.Conv2d(dim_in, dim_out, 1)
         )
@@ -136,16 +156,17 @@ class GAB(nn.Module):
     """Group aggregation bridge: fuse a deep feature, a skip feature and (optionally) the
     decoder's mask prediction with four dilated depthwise convs, one per channel group."""
 
-    def __init__(self, dim_high: int, dim_low: int, dilations: tuple[int, ...] = (1, 2, 5, 7), with_mask: bool = True) -> None:
+    def __init__(self, dim_high: int, dim_low: int, dilations: tuple[int, ...] = (1, 2, 5, 7), with_mask: bool = True,
+                 norms: str = "paper") -> None:
         super().__init__()
         self.pre_project = nn.Conv2d(dim_high, dim_low, 1)
         group = dim_low // 2 + int(with_mask)  # half from each feature (+ the mask channel)
         self.groups = nn.ModuleList(
-            nn.Sequential(LayerNorm2d(group), nn.Conv2d(group, group, 3, padding=d, dilation=d, groups=group))
+            nn.Sequential(channel_norm(norms, group), nn.Conv2d(group, group, 3, padding=d, dilation=d, groups=group))
             for d in dilations
         )
         fused = group * len(dilations)
-        self.tail_conv = nn.Sequential(LayerNorm2d(fused), nn.Conv2d(fused, dim_low, 1))
+        self.tail_conv = nn.Sequential(channel_norm(norms, fused), nn.Conv2d(fused, dim_low, 1))
 
     def forward(self, x_high: torch.Tensor, x_low: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x_high = F.interpolate(self.pre_project(x_high), size=x_low.shape[2:], mode="bilinear", align_corners=True)
@@ -202,22 +223,22 @@ class EGEUNet(nn.Module):
         super().__init__()
         self.config = cfg = config or EGEUNetConfig()
         c = cfg.widths
-        size = cfg.ghpa_size
+        size, n = cfg.ghpa_size, cfg.norms
         # encoder: stage i halves the resolution (after the norm) except the last
         self.encoder = nn.ModuleList(
             [_conv3x3(cfg.in_channels, c[0]), _conv3x3(c[0], c[1]), _conv3x3(c[1], c[2]),
-             GHPA(c[2], c[3], size), GHPA(c[3], c[4], size), GHPA(c[4], c[5], size)]
+             GHPA(c[2], c[3], size, n), GHPA(c[3], c[4], size, n), GHPA(c[4], c[5], size, n)]
         )
-        self.encoder_norms = nn.ModuleList(nn.GroupNorm(4, c[i]) for i in range(5))
+        self.encoder_norms = nn.ModuleList(stage_norm(n, c[i]) for i in range(5))
         # decoder: deepest first, mirrors the encoder
         self.decoder = nn.ModuleList(
-            [GHPA(c[5], c[4], size), GHPA(c[4], c[3], size), GHPA(c[3], c[2], size),
+            [GHPA(c[5], c[4], size, n), GHPA(c[4], c[3], size, n), GHPA(c[3], c[2], size, n),
              _conv3x3(c[2], c[1]), _conv3x3(c[1], c[0])]
         )
-        self.decoder_norms = nn.ModuleList(nn.GroupNorm(4, c[i]) for i in (4, 3, 2, 1, 0))
+        self.decoder_norms = nn.ModuleList(stage_norm(n, c[i]) for i in (4, 3, 2, 1, 0))
         # bridges[i] joins encoder stage 5-i with the deeper feature, deepest first
         self.bridges = (
-            nn.ModuleList(GAB(c[i + 1], c[i], cfg.gab_dilations, cfg.deep_supervision) for i in (4, 3, 2, 1, 0))
+            nn.ModuleList(GAB(c[i + 1], c[i], cfg.gab_dilations, cfg.deep_supervision, n) for i in (4, 3, 2, 1, 0))
             if cfg.bridge else None
         )
         self.aux_heads = (
