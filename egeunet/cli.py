@@ -75,7 +75,8 @@ def eval_main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="egeunet-eval", description="Dice, IoU, accuracy, sensitivity, specificity on a split.")
     p.add_argument("--split", default="test", help="train, val or test (default %(default)s)")
     p.add_argument("--data", help="data folder; default $EGEUNET_DATA or ../shared/data/isic2018")
-    p.add_argument("--weights", help="a .safetensors checkpoint with its .json sidecar (default: the shipped weights)")
+    p.add_argument("--weights", help="a .safetensors checkpoint with its .json sidecar, or a shipped model: egeunet "
+                   "(the default) or egeunet-bn")
     p.add_argument("--json", dest="json_out", help="write the metrics as JSON here")
     p.add_argument("--threads", type=int)
     p.add_argument("--limit", type=int, help="evaluate only the first N images of the split")
@@ -122,7 +123,8 @@ def export_main(argv=None) -> int:
                    "GELU/RSQRT/ADD, uint8 pixel input, calibrated on training images (for NPUs / integer accelerators)")
     p.add_argument("--converter", choices=("tf", "onnx2tf"), default="tf", help="tflite route: our NHWC graph + "
                    "TensorFlow's converter (default) or the ONNX file through onnx2tf")
-    p.add_argument("--weights", help="checkpoint .safetensors with its .json sidecar (default: the shipped weights)")
+    p.add_argument("--weights", help="checkpoint .safetensors with its .json sidecar, or a shipped model: egeunet "
+                   "(the default) or egeunet-bn")
     p.add_argument("--calib", help="folder of images for int8 calibration (default: a sample of the train split)")
     p.add_argument("--num-calib", type=int, default=DEFAULT_NUM_CALIB, help="calibration images (default %(default)s)")
     p.add_argument("--num-verify", type=int, default=DEFAULT_NUM_VERIFY, help="parity images (default %(default)s)")
@@ -160,7 +162,8 @@ def predict_main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="egeunet-predict", description="Segment images: mask PNG at the original "
                                 "size, an overlay with the lesion contour, and the lesion area in percent.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    p.add_argument("--model", help="a .safetensors, .onnx, .tflite or .mlpackage (default: the shipped weights)")
+    p.add_argument("--model", help="a .safetensors, .onnx, .tflite or .mlpackage, or a shipped model: egeunet "
+                   "(the default) or egeunet-bn")
     p.add_argument("--out", default="predictions", help="output folder (default %(default)s)")
     p.add_argument("--threads", type=int)
     a = p.parse_args(argv)

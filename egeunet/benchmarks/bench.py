@@ -174,7 +174,12 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     n_images, runs, warmup = (16, 10, 3) if quick else (None, 50, 10)
     folder = SegmentationFolder(resolve_data_root(data))
     split = folder.load_split("test", 256, n_images)
-    weights = Path(weights) if weights else None
+    if weights:
+        from egeunet.model.checkpoint import resolve_weights
+
+        weights = resolve_weights(weights)
+    else:
+        weights = None
     torch_rt = open_runtime(weights, runtime="torch")
     torch_masks = [torch_rt.predict(img) >= torch_rt.pre.threshold for img in split.images]
     export_failures = ensure_exports(Path(exports), formats, data, weights) if make_missing else {}

@@ -22,6 +22,18 @@ from egeunet.preprocess import Preprocessing
 FORMAT_VERSION = 1
 PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"
 PRETRAINED = PRETRAINED_DIR / "egeunet_isic2018.safetensors"
+# Shipped checkpoints by name: wherever a weights path is taken, these names work too.
+SHIPPED = {
+    "egeunet": PRETRAINED,  # EGE-UNet as published: the default
+    "egeunet-bn": PRETRAINED_DIR / "egeunet_bn_isic2018.safetensors",  # the BatchNorm variant (issue #6)
+}
+
+
+def resolve_weights(path: str | os.PathLike | None) -> Path:
+    """A checkpoint path, a shipped name ("egeunet", "egeunet-bn") or None (the default)."""
+    if path is None:
+        return PRETRAINED
+    return SHIPPED.get(str(path), Path(path))
 
 
 class CheckpointError(ValueError):
@@ -109,8 +121,9 @@ def read_sidecar(path: str | os.PathLike) -> dict:
 
 
 def load_checkpoint(path: str | os.PathLike | None = None) -> tuple[EGEUNet, Preprocessing, dict]:
-    """(model in eval mode, its preprocessing contract, sidecar metadata). ``None`` = shipped weights."""
-    path = Path(path) if path is not None else PRETRAINED
+    """(model in eval mode, its preprocessing contract, sidecar metadata). ``None`` = shipped
+    weights; "egeunet-bn" the shipped EGE-UNet-BN (see :data:`SHIPPED`)."""
+    path = resolve_weights(path)
     meta = read_sidecar(path)
     try:
         config = EGEUNetConfig(**meta["config"])

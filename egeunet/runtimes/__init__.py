@@ -16,7 +16,9 @@ def open_runtime(path: str | Path | None = None, runtime: str | None = None, thr
     if path is None:
         runtime = runtime or "torch"
     else:
-        path = Path(path)
+        from egeunet.model.checkpoint import resolve_weights
+
+        path = resolve_weights(path)
         if not path.exists():
             raise ValueError(f"{path}: no such model file")
         runtime = runtime or BY_SUFFIX.get(path.suffix)
