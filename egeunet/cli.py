@@ -52,14 +52,14 @@ def train_main(argv=None) -> int:
     p.add_argument("--limit-train", type=int, help="use only the first N train images (smoke runs)")
     p.add_argument("--limit-val", type=int, help="use only the first N val images")
     p.add_argument("--no-compile", action="store_true",
-                   help="eager LayerNorms instead of compiled ones (same results, slower; no C++ compiler needed)")
+                   help="eager LayerNorms and loss instead of compiled ones (same results, slower; no C++ compiler needed)")
     p.add_argument("--norms", choices=["paper", "batch"], default="paper",
                    help="paper: EGE-UNet as published (default); batch: the EGE-UNet-BN variant, whose norms "
                         "fold into the convolutions of exported files (a different model: its own weights and Dice)")
     a = p.parse_args(argv)
     cfg = TrainConfig(data=str(resolve_data_root(a.data)), out=a.out, epochs=a.epochs, batch_size=a.batch_size,
                       lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, seed=a.seed, resume=a.resume, stop_after_epoch=a.stop_after_epoch,
-                      limit_train=a.limit_train, limit_val=a.limit_val, compile_norms=not a.no_compile, norms=a.norms)
+                      limit_train=a.limit_train, limit_val=a.limit_val, compiled_kernels=not a.no_compile, norms=a.norms)
     summary = train(cfg)
     print(f"best val Dice {summary['best_val_dice']:.4f}; best checkpoint {summary['best']}")
     return 0

@@ -9,7 +9,7 @@ Changes from the official code, and why:
 - the cosine schedule runs over the whole run, stepped per batch (the official one restarts
   every 50 epochs);
 - augmentation runs on whole batches in torch (no per-sample PIL work), on images decoded
-  once into memory; the step runs channels_last with compiled LayerNorms and fused AdamW
+  once into memory; the step runs channels_last with compiled LayerNorms and loss, fused AdamW
   (the same mathematics, ~2x the images/s: ``python -m egeunet.benchmarks.train_throughput``);
 - the best checkpoint is chosen on the val split, never on test.
 """
@@ -21,6 +21,7 @@ import io
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from egeunet.model.checkpoint import (
     save_tensors,
 )
 from egeunet.model.egeunet import EGEUNet, EGEUNetConfig
-from egeunet.model.fast_norms import compile_layer_norms
+from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms
 from egeunet.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class TrainConfig:
     limit_train: int | None = None  # use only the first N train images (tests, smoke runs)
     limit_val: int | None = None
     progress: bool = True
-    compile_norms: bool = True  # compiled LayerNorm kernels (egeunet.model.fast_norms); same results
+    compiled_kernels: bool = True  # compiled LayerNorms and loss (egeunet.model.fast_norms); same results
     norms: str = "paper"  # "batch": the EGE-UNet-BN variant (egeunet.model.egeunet.EGEUNetConfig.norms)
 
 
@@ -112,16 +113,18 @@ def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[tor
     return x, y
 
 
-def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, compile_norms: bool = True,
-                              norms: str = "paper") -> tuple[EGEUNet, torch.optim.Optimizer]:
-    """The training set-up; each choice is a measured lever of ``train_throughput --levers``,
-    none changes the mathematics: channels_last memory (oneDNN's fast convolution path),
-    compiled LayerNorm kernels, and the single-kernel (fused) AdamW."""
+def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, compiled_kernels: bool = True,
+                              norms: str = "paper") -> tuple[EGEUNet, torch.optim.Optimizer, Callable]:
+    """(model, optimizer, loss function) for training. Each choice is a measured lever of
+    ``train_throughput --levers`` and none changes the mathematics: channels_last memory
+    (oneDNN's fast convolution path), compiled LayerNorm and loss kernels, fused AdamW."""
     model = EGEUNet(EGEUNetConfig(norms=norms)).to(memory_format=torch.channels_last)
-    if compile_norms:
+    loss_fn = deep_supervision_loss
+    if compiled_kernels:
         compile_layer_norms(model)
+        loss_fn = CompiledKernel(deep_supervision_loss, "loss")
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    return model, optimizer
+    return model, optimizer, loss_fn
 
 
 def training_batch(images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor, pre: Preprocessing,
@@ -133,9 +136,10 @@ def training_batch(images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor,
     return x.contiguous(memory_format=torch.channels_last), y
 
 
-def training_step(model: EGEUNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
+def training_step(model: EGEUNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                  loss_fn: Callable = deep_supervision_loss) -> float:
     """Forward, deep-supervision loss, backward, optimizer step; returns the loss."""
-    loss = deep_supervision_loss(model(x), y)
+    loss = loss_fn(model(x), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -217,7 +221,7 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"{cfg.data}: the train and val splits must not be empty")
 
     torch.manual_seed(cfg.seed)
-    model, optimizer = build_model_and_optimizer(cfg.lr, cfg.weight_decay, cfg.compile_norms, cfg.norms)
+    model, optimizer, loss_fn = build_model_and_optimizer(cfg.lr, cfg.weight_decay, cfg.compiled_kernels, cfg.norms)
     start_epoch, best_dice, log_rows = 0, -1.0, []
     if cfg.resume:
         if not (last_path.is_file() and state_path.is_file()):
@@ -261,7 +265,7 @@ def train(cfg: TrainConfig) -> dict:
                 g["lr"] = cosine_lr(step, total_steps, cfg.lr, cfg.min_lr)
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x, y = training_batch(images, masks, idx, pre, gen)
-            running += training_step(model, optimizer, x, y) * len(idx)
+            running += training_step(model, optimizer, x, y, loss_fn) * len(idx)
             seen += len(idx)
             if bar is not None:
                 bar.set_postfix(loss=f"{running / seen:.4f}", best_val_dice=f"{max(best_dice, 0):.4f}")

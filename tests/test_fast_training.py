@@ -68,14 +68,14 @@ def test_compiled_layer_norm_falls_back_to_eager_with_one_warning(caplog):
 def test_training_setup_gives_the_plain_models_loss_and_gradients():
     """channels_last + compiled norms + matrix upsampling vs the plain NCHW eager model."""
     torch.manual_seed(0)
-    fast, _ = build_model_and_optimizer()
+    fast, _, loss_fn = build_model_and_optimizer()
     plain = egeunet().train()
     plain.load_state_dict(fast.state_dict())
     eager_layer_norms(plain)
     torch.manual_seed(1)
     x = torch.randn(2, 3, 64, 64)
     y = (torch.rand(2, 1, 64, 64) > 0.6).float()
-    loss_fast = deep_supervision_loss(fast(x.contiguous(memory_format=torch.channels_last)), y)
+    loss_fast = loss_fn(fast(x.contiguous(memory_format=torch.channels_last)), y)
     loss_plain = deep_supervision_loss(plain(x), y)
     torch.testing.assert_close(loss_fast, loss_plain, atol=1e-5, rtol=1e-5)
     loss_fast.backward()

@@ -41,7 +41,7 @@ from egeunet.data import SegmentationFolder, channel_stats, resolve_data_root
 from egeunet.evaluate import images_to_tensor
 from egeunet.model import egeunet
 from egeunet.model.egeunet import GHPA, LayerNorm2d, interpolate_bilinear
-from egeunet.model.fast_norms import compile_layer_norms
+from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms
 from egeunet.preprocess import Preprocessing
 from egeunet.train import augment, build_model_and_optimizer, deep_supervision_loss, training_batch, training_step
 
@@ -139,8 +139,8 @@ class _Data:
 
 # --- variants ----------------------------------------------------------------------------
 
-def _plain_step(model, optimizer, x, y) -> float:
-    loss = deep_supervision_loss(model(x), y)
+def _plain_step(model, optimizer, x, y, loss_fn=deep_supervision_loss) -> float:
+    loss = loss_fn(model(x), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -151,8 +151,8 @@ def _variant(name: str, data: _Data, batch: int):
     """(one whole training step of variant ``name``, its network, its memory format)."""
     torch.manual_seed(0)  # every variant starts from the same weights
     if name == "egeunet-train":
-        model, opt = build_model_and_optimizer()
-        return (lambda: training_step(model, opt, *data.in_memory_batch(batch, torch.channels_last)),
+        model, opt, loss_fn = build_model_and_optimizer()
+        return (lambda: training_step(model, opt, *data.in_memory_batch(batch, torch.channels_last), loss_fn),
                 model, torch.channels_last)
     # the plain set-ups, then the levers one by one (cumulative, in LEVER_ORDER)
     levers = set(LEVER_ORDER[: LEVER_ORDER.index(name) + 1] if name in LEVER_ORDER else [])
@@ -163,18 +163,20 @@ def _variant(name: str, data: _Data, batch: int):
         _officialize(model)
     if "+ matrix upsampling of the loss maps" not in levers:
         model.upsample_loss_map = interpolate_bilinear
-    if "+ compiled LayerNorms (= egeunet-train)" in levers:
+    if "+ compiled LayerNorms" in levers:
         compile_layer_norms(model)
+    loss_fn = CompiledKernel(deep_supervision_loss, "loss") if "+ compiled loss (= egeunet-train)" in levers \
+        else deep_supervision_loss
     net = torch.compile(model) if whole else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=("+ fused AdamW" in levers) or None)
     if name == "reference eager":
         return lambda: _plain_step(net, opt, *data.per_sample_batch(batch)), net, memory_format
-    return lambda: _plain_step(net, opt, *data.in_memory_batch(batch, memory_format)), net, memory_format
+    return lambda: _plain_step(net, opt, *data.in_memory_batch(batch, memory_format), loss_fn), net, memory_format
 
 
 MAIN = ["reference eager", "eager NCHW", "egeunet-train"]
 LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ matrix upsampling of the loss maps",
-               "+ compiled LayerNorms (= egeunet-train)"]
+               "+ compiled LayerNorms", "+ compiled loss (= egeunet-train)"]
 COMPILED = ["channels_last, torch.compile(whole model)"]
 
 
