@@ -75,29 +75,21 @@ def test_bench_reports_a_failed_export_as_a_row(isic_root, tmp_path):
 
 def test_bench_with_weights_measures_that_model_and_exports_from_it(isic_root, tmp_path):
     """--weights: the PyTorch row, the parity reference and the missing exports all use the
-    given checkpoint (here an EGE-UNet-BN one), not the shipped weights."""
-    import torch
+    given checkpoint (the shipped EGE-UNet-BN, by name), not the default weights."""
+    from egeunet.model.checkpoint import SHIPPED, file_sha256
 
-    from egeunet.model import egeunet
-    from egeunet.model.checkpoint import load_checkpoint, save_checkpoint
-
-    shipped, pre, _ = load_checkpoint(None)
-    torch.manual_seed(0)
-    model = egeunet(norms="batch").eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.uniform_(0.5, 2.0)
-    weights = save_checkpoint(tmp_path / "bn.safetensors", model, pre, epoch=0)
     exports = tmp_path / "exports_bn"
     r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--exports", str(exports),
-                        "--weights", str(weights), "--data", str(isic_root), "--threads", "1",
+                        "--weights", "egeunet-bn", "--data", str(isic_root), "--threads", "1",
                         "--formats", "torch", "onnx", "--json", str(tmp_path / "b.json")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    weights = SHIPPED["egeunet-bn"]
     assert rows[0]["format"] == "torch" and rows[0]["path"] == str(weights)
     assert rows[0]["size_bytes"] == weights.stat().st_size
     man = json.loads((exports / "onnx-fp32" / "manifest.json").read_text())
-    assert man["model"]["config"]["norms"] == "batch", man["model"]
+    assert man["model"]["name"] == "EGE-UNet-BN" and man["model"]["config"]["norms"] == "batch"
+    assert man["weights_sha256"] == file_sha256(weights)
     assert rows[1]["status"] == "ok" and rows[1]["iou_vs_torch"] >= 0.999
+    assert man["graph"]["nodes"] < 500  # BatchNorms fold: ~350 nodes, the default model ~790
