@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from egeunet.model import egeunet
 from egeunet.model.egeunet import LayerNorm2d, layer_norm_2d, upsample_logits_for_training
-from egeunet.model.fast_norms import CompiledLayerNorm, compile_layer_norms, eager_layer_norms
+from egeunet.model.fast_norms import compile_layer_norms, compiled_layer_norm, eager_layer_norms
 from egeunet.train import build_model_and_optimizer, deep_supervision_loss
 
 
@@ -34,7 +34,7 @@ def test_compiled_layer_norm_equals_eager_forward_and_backward():
         norm.weight.uniform_(0.5, 1.5)
         norm.bias.uniform_(-0.5, 0.5)
     x = (torch.randn(2, 20, 24, 24) * 3 + 1).contiguous(memory_format=torch.channels_last).requires_grad_(True)
-    kernel = CompiledLayerNorm()
+    kernel = compiled_layer_norm()
     y_eager = layer_norm_2d(x, norm.weight, norm.bias, norm.eps)
     y_comp = kernel(x, norm.weight, norm.bias, norm.eps)
     assert kernel.failed is None, kernel.failed
@@ -47,7 +47,7 @@ def test_compiled_layer_norm_equals_eager_forward_and_backward():
 
 
 def test_compiled_layer_norm_falls_back_to_eager_with_one_warning(caplog):
-    kernel = CompiledLayerNorm()
+    kernel = compiled_layer_norm()
 
     def broken(*_args):
         raise RuntimeError("no C++ compiler found\nlong inductor trace")

@@ -1,4 +1,4 @@
-"""Compiled LayerNorm kernels for training.
+"""Compiled kernels for training: the LayerNorms (and, in ``egeunet.train``, the loss).
 
 EGE-UNet has 37 channel LayerNorms. In eager PyTorch each is ~8 element-wise ops forward
 and more backward, every one a separate pass over the feature map; on a 2-core CPU they
@@ -48,14 +48,14 @@ class CompiledKernel:
         return self.fn(*args)
 
 
-def CompiledLayerNorm() -> CompiledKernel:  # noqa: N802 - reads as the kernel it makes
+def compiled_layer_norm() -> CompiledKernel:
     """A ``LayerNorm2d.kernel``: the compiled ``layer_norm_2d``."""
     return CompiledKernel(layer_norm_2d, "LayerNorm")
 
 
 def compile_layer_norms(model: nn.Module) -> int:
     """Give every ``LayerNorm2d`` of ``model`` one shared compiled kernel; returns how many."""
-    kernel = CompiledLayerNorm()
+    kernel = compiled_layer_norm()
     norms = [m for m in model.modules() if isinstance(m, LayerNorm2d)]
     for m in norms:
         m.kernel = kernel
