@@ -6,10 +6,11 @@ import pytest
 pytest.importorskip("tensorflow", reason="the report converts TFLite files: pip install -e '.[export]'")
 
 
-def test_sensitivity_report_scores_every_block(isic_root):
+@pytest.mark.parametrize("weights", [None, "egeunet-bn"])
+def test_sensitivity_report_scores_every_block(isic_root, weights):
     from egeunet.benchmarks.int8_sensitivity import markdown, run
 
-    report = run(isic_root, n_test=4, n_calib=8, timing_runs=0)
+    report = run(isic_root, n_test=4, n_calib=8, timing_runs=0, weights=weights)
     rows = {r["float"]: r for r in report["rows"]}
     base = rows[report["baseline"]]
     assert base["status"] == "ok" and 0.5 < base["iou_vs_torch"] <= 1.0 and base["partitions"] >= 1

@@ -53,14 +53,14 @@ def _score(model: bytes, images: np.ndarray, ref_logits: np.ndarray, masks: np.n
             "dice_pooled": truth.pooled()["dice"], "ms_indicative": float(np.median(times)) if times else None}
 
 
-def run(data=None, n_test: int = 64, n_calib: int = 100, timing_runs: int = 20) -> dict:
+def run(data=None, n_test: int = 64, n_calib: int = 100, timing_runs: int = 20, weights=None) -> dict:
     from egeunet.data import SegmentationFolder, resolve_data_root
     from egeunet.export import tflite_convert as tc
     from egeunet.export.tf_graph import TFEGEUNet
     from egeunet.export.verify import reference_logits
     from egeunet.model.checkpoint import load_checkpoint
 
-    model, pre, _ = load_checkpoint(None)
+    model, pre, _ = load_checkpoint(weights)  # None: the shipped default weights
     folder = SegmentationFolder(resolve_data_root(data))
     test = folder.load_split("test", pre.size, n_test)
     calib = folder.load_split("train", pre.size, n_calib).images
@@ -116,12 +116,13 @@ def main(argv=None) -> int:
     p.add_argument("--n-test", type=int, default=64)
     p.add_argument("--n-calib", type=int, default=100)
     p.add_argument("--timing-runs", type=int, default=20)
+    p.add_argument("--weights", help="checkpoint or shipped name (egeunet, egeunet-bn); default: the shipped weights")
     p.add_argument("--json", dest="json_out")
     p.add_argument("--md", dest="md_out")
     a = p.parse_args(argv)
     from egeunet.benchmarks.bench import write_report
 
-    report = run(a.data, a.n_test, a.n_calib, a.timing_runs)
+    report = run(a.data, a.n_test, a.n_calib, a.timing_runs, a.weights)
     write_report(report, markdown(report), a.json_out, a.md_out)
     return 0
 
