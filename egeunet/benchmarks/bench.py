@@ -165,6 +165,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     ``benchmark_model``) and ``emulate`` (cortex-a76, ...) add rows for the .tflite files, marked
     with their ``device``; see :mod:`egeunet.benchmarks.devices`."""
     from egeunet.data import SegmentationFolder, resolve_data_root
+    from egeunet.model.checkpoint import resolve_weights
     from egeunet.runtimes import open_runtime
 
     if remote or adb is not None or benchmark_model or emulate:
@@ -174,12 +175,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     n_images, runs, warmup = (16, 10, 3) if quick else (None, 50, 10)
     folder = SegmentationFolder(resolve_data_root(data))
     split = folder.load_split("test", 256, n_images)
-    if weights:
-        from egeunet.model.checkpoint import resolve_weights
-
-        weights = resolve_weights(weights)
-    else:
-        weights = None
+    weights = resolve_weights(weights) if weights else None  # None: the shipped weights, labelled so
     torch_rt = open_runtime(weights, runtime="torch")
     torch_masks = [torch_rt.predict(img) >= torch_rt.pre.threshold for img in split.images]
     export_failures = ensure_exports(Path(exports), formats, data, weights) if make_missing else {}

@@ -139,14 +139,6 @@ class _Data:
 
 # --- variants ----------------------------------------------------------------------------
 
-def _plain_step(model, optimizer, x, y, loss_fn=deep_supervision_loss) -> float:
-    loss = loss_fn(model(x), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
-
-
 def _variant(name: str, data: _Data, batch: int):
     """(one whole training step of variant ``name``, its network, its memory format)."""
     torch.manual_seed(0)  # every variant starts from the same weights
@@ -170,8 +162,8 @@ def _variant(name: str, data: _Data, batch: int):
     net = torch.compile(model) if whole else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=("+ fused AdamW" in levers) or None)
     if name == "reference eager":
-        return lambda: _plain_step(net, opt, *data.per_sample_batch(batch)), net, memory_format
-    return lambda: _plain_step(net, opt, *data.in_memory_batch(batch, memory_format), loss_fn), net, memory_format
+        return lambda: training_step(net, opt, *data.per_sample_batch(batch)), net, memory_format
+    return lambda: training_step(net, opt, *data.in_memory_batch(batch, memory_format), loss_fn), net, memory_format
 
 
 MAIN = ["reference eager", "eager NCHW", "egeunet-train"]

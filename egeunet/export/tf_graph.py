@@ -127,20 +127,16 @@ class TFEGEUNet:
         # becomes TFLite's RESIZE_BILINEAR with align_corners=true)
         return self.tf.raw_ops.ResizeBilinear(images=x, size=[hw, hw], align_corners=True, half_pixel_centers=False)
 
-    def seq(self, x, seq: torch.nn.Sequential, in_scale=None, out_affine=None):
-        """A conv/GELU chain; an input scale folds into its first conv, an output affine
-        into its last."""
+    def seq(self, x, seq: torch.nn.Sequential, out_affine=None):
+        """A conv/GELU chain; an output affine (scale, shift) folds into its last conv."""
         last = len(seq) - 1
         for i, layer in enumerate(seq):
             if isinstance(layer, torch.nn.GELU):
                 x = self.gelu(x)
-                continue
-            kw = {}
-            if i == 0 and in_scale is not None:
-                kw["scale"] = in_scale
-            if i == last and out_affine is not None:
-                kw["out_scale"], kw["out_shift"] = out_affine
-            x = self.conv(x, layer, **kw)
+            elif i == last and out_affine is not None:
+                x = self.conv(x, layer, out_scale=out_affine[0], out_shift=out_affine[1])
+            else:
+                x = self.conv(x, layer)
         return x
 
     def stage_with_norm(self, x, block, norm):

@@ -28,6 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
+NORMS = ("paper", "batch")  # EGEUNetConfig.norms: the published norms, or EGE-UNet-BN's
+
+
 @dataclass
 class EGEUNetConfig:
     """Hyper-parameters of one EGE-UNet variant."""
@@ -98,11 +101,9 @@ def stage_norm(norms: str, channels: int) -> nn.Module:
     return nn.GroupNorm(4, channels) if norms == "paper" else nn.BatchNorm2d(channels)
 
 
-NORMS = ("paper", "batch")
-
-
-def _resize_like(param: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    return F.interpolate(param, size=tuple(size), mode="bilinear", align_corners=True)
+def interpolate_bilinear(x: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear resize with align_corners=True (the official code's mode throughout)."""
+    return F.interpolate(x, size=tuple(int(n) for n in size), mode="bilinear", align_corners=True)
 
 
 class GHPA(nn.Module):
@@ -134,12 +135,12 @@ class GHPA(nn.Module):
 
     def attention_maps(self, c: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three input-independent weight maps for a (c, h, w) group, shaped to broadcast."""
-        xy = self.conv_xy(_resize_like(self.params_xy, (h, w)))  # 1, c, h, w
+        xy = self.conv_xy(interpolate_bilinear(self.params_xy, (h, w)))  # 1, c, h, w
         # (C, H) plane, broadcast over W; the 1x1xCx8 parameter is resized to C x H and each
         # channel row is convolved along H (Conv1d with batch 1, channels c).
-        zx = self.conv_zx(_resize_like(self.params_zx, (c, h))[0])  # 1, c, h
+        zx = self.conv_zx(interpolate_bilinear(self.params_zx, (c, h))[0])  # 1, c, h
         # (C, W) plane, broadcast over H.
-        zy = self.conv_zy(_resize_like(self.params_zy, (c, w))[0])  # 1, c, w
+        zy = self.conv_zy(interpolate_bilinear(self.params_zy, (c, w))[0])  # 1, c, w
         return xy, zx[:, :, :, None], zy[:, :, None, :]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,10 +199,6 @@ def _bilinear_matrix(n_out: int, n_in: int) -> torch.Tensor:
     m[rows, lo] = 1 - frac
     m[rows, lo + 1] += frac
     return m.float()
-
-
-def interpolate_bilinear(x: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(x, size=tuple(int(n) for n in size), mode="bilinear", align_corners=True)
 
 
 def upsample_logits_for_training(x: torch.Tensor, size) -> torch.Tensor:
