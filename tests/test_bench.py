@@ -93,3 +93,20 @@ def test_bench_with_weights_measures_that_model_and_exports_from_it(isic_root, t
     assert man["weights_sha256"] == file_sha256(weights)
     assert rows[1]["status"] == "ok" and rows[1]["iou_vs_torch"] >= 0.999
     assert man["graph"]["nodes"] < 500  # BatchNorms fold: ~350 nodes, the default model ~790
+
+
+def test_bench_refuses_files_made_from_other_weights_than_its_pytorch_row(tflite_exports, isic_root, tmp_path):
+    """--weights egeunet-bn over the default model's files: no meaningless parity, a clear row."""
+    r_fp32, out = tflite_exports["fp32"]
+    assert r_fp32.returncode == 0, r_fp32.stderr[-2000:]
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "tflite-fp32").symlink_to(out)
+    r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--no-export", "--exports", str(exports),
+                        "--weights", "egeunet-bn", "--data", str(isic_root), "--threads", "1",
+                        "--formats", "tflite", "--json", str(tmp_path / "b.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert (row["format"], row["precision"], row["status"]) == ("tflite", "fp32", "failed")
+    assert "other weights" in row["reason"] and "--exports" in row["reason"]
+    assert row["iou_vs_torch"] is None

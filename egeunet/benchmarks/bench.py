@@ -165,7 +165,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     ``benchmark_model``) and ``emulate`` (cortex-a76, ...) add rows for the .tflite files, marked
     with their ``device``; see :mod:`egeunet.benchmarks.devices`."""
     from egeunet.data import SegmentationFolder, resolve_data_root
-    from egeunet.model.checkpoint import resolve_weights
+    from egeunet.model.checkpoint import PRETRAINED, file_sha256, resolve_weights
     from egeunet.runtimes import open_runtime
 
     if remote or adb is not None or benchmark_model or emulate:
@@ -176,6 +176,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     folder = SegmentationFolder(resolve_data_root(data))
     split = folder.load_split("test", 256, n_images)
     weights = resolve_weights(weights) if weights else None  # None: the shipped weights, labelled so
+    reference_sha = file_sha256(weights or PRETRAINED)
     torch_rt = open_runtime(weights, runtime="torch")
     torch_masks = [torch_rt.predict(img) >= torch_rt.pre.threshold for img in split.images]
     export_failures = ensure_exports(Path(exports), formats, data, weights) if make_missing else {}
@@ -186,6 +187,11 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
         if not _wanted(fmt, precision, formats):
             continue
         row = Row(fmt, precision, str(path) if path else "shipped weights", size_bytes=man.get("bytes"), ops=_op_count(man))
+        if man.get("weights_sha256", reference_sha) != reference_sha:  # parity against another model means nothing
+            row.status, row.reason = "failed", (f"made from other weights (sha256 {man['weights_sha256'][:12]}…) than "
+                                                f"the PyTorch row: keep one --exports folder per model")
+            rows.append(row)
+            continue
         try:
             rt = torch_rt if fmt == "torch" else open_runtime(path)
             scores, masks_by_row[key] = accuracy(rt, split.images, split.masks, torch_masks, n_overlay if plots else 0)
