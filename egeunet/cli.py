@@ -56,10 +56,16 @@ def train_main(argv=None) -> int:
     p.add_argument("--norms", choices=["paper", "batch"], default="paper",
                    help="paper: EGE-UNet as published (default); batch: the EGE-UNet-BN variant, whose norms "
                         "fold into the convolutions of exported files (a different model: its own weights and Dice)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default) or cuda: the whole step replayed as a CUDA graph, float32 throughout")
+    p.add_argument("--no-cuda-graphs", action="store_true", help="with --device cuda: eager steps, no graph replay")
+    p.add_argument("--plot-every", type=int, default=1, metavar="N", help="redraw curves.png every N epochs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (log lines only)")
     a = p.parse_args(argv)
     cfg = TrainConfig(data=str(resolve_data_root(a.data)), out=a.out, epochs=a.epochs, batch_size=a.batch_size,
                       lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, seed=a.seed, resume=a.resume, stop_after_epoch=a.stop_after_epoch,
-                      limit_train=a.limit_train, limit_val=a.limit_val, compiled_kernels=not a.no_compile, norms=a.norms)
+                      limit_train=a.limit_train, limit_val=a.limit_val, compiled_kernels=not a.no_compile, norms=a.norms,
+                      device=a.device, cuda_graphs=not a.no_cuda_graphs, plot_every=a.plot_every, progress=not a.quiet)
     summary = train(cfg)
     print(f"best val Dice {summary['best_val_dice']:.4f}; best checkpoint {summary['best']}")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -10,11 +12,17 @@ from egeunet.metrics import SegmentationMeter, bootstrap_ci
 from egeunet.preprocess import Preprocessing
 
 
+@functools.lru_cache(maxsize=8)
+def _normalisation(pre: Preprocessing, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # cached per device: a per-batch host-to-GPU copy would stall the GPU training loop
+    mean = torch.tensor(pre.mean, dtype=torch.float32, device=device)
+    return mean, 1.0 / torch.tensor(pre.std, dtype=torch.float32, device=device)
+
+
 def images_to_tensor(images: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
     """uint8 (N, H, W, 3) tensor -> normalised float32 NCHW, the torch twin of
     :func:`egeunet.preprocess.normalize` (same arithmetic, checked by a test)."""
-    mean = torch.tensor(pre.mean, dtype=torch.float32)
-    inv_std = 1.0 / torch.tensor(pre.std, dtype=torch.float32)
+    mean, inv_std = _normalisation(pre, images.device)
     x = (images.float() - mean) * inv_std
     return x.permute(0, 3, 1, 2).contiguous()
 
@@ -24,11 +32,12 @@ def predict_probabilities(model: torch.nn.Module, images: np.ndarray, pre: Prepr
     """Probabilities (N, S, S) float32 for uint8 images (N, S, S, 3) already at the input size."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     out = np.empty(images.shape[:3], np.float32)
     try:
         for start in range(0, len(images), batch_size):
-            x = images_to_tensor(torch.from_numpy(images[start:start + batch_size]), pre)
-            out[start:start + len(x)] = torch.sigmoid(model(x))[:, 0].numpy()
+            x = images_to_tensor(torch.from_numpy(images[start:start + batch_size]).to(device), pre)
+            out[start:start + len(x)] = torch.sigmoid(model(x))[:, 0].cpu().numpy()
     finally:
         model.train(was_training)
     return out

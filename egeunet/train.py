@@ -11,6 +11,8 @@ Changes from the official code, and why:
 - augmentation runs on whole batches in torch (no per-sample PIL work), on images decoded
   once into memory; the step runs channels_last with compiled LayerNorms and loss, fused AdamW
   (the same mathematics, ~2x the images/s: ``python -m egeunet.benchmarks.train_throughput``);
+- ``--device cuda`` replays the whole step as a CUDA graph (``egeunet.graphed_step``), with
+  full float32 convolutions (TF32 off), the same mathematics again;
 - the best checkpoint is chosen on the val split, never on test.
 """
 
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 
 from egeunet.data import SegmentationFolder, channel_stats
 from egeunet.evaluate import evaluate_arrays, images_to_tensor
+from egeunet.graphed_step import GraphedTrainingStep, cuda_adamw, set_lr
 from egeunet.model.checkpoint import (
     CheckpointError,
     atomic_write_bytes,
@@ -67,6 +70,9 @@ class TrainConfig:
     progress: bool = True
     compiled_kernels: bool = True  # compiled LayerNorms and loss (egeunet.model.fast_norms); same results
     norms: str = "paper"  # "batch": the EGE-UNet-BN variant (egeunet.model.egeunet.EGEUNetConfig.norms)
+    device: str = "cpu"  # or "cuda": the step is replayed as a CUDA graph (egeunet.graphed_step)
+    cuda_graphs: bool = True  # False: plain eager steps on the GPU (debugging; slower, same results)
+    plot_every: int = 1  # redraw curves.png every N epochs (and after the last)
 
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
@@ -95,7 +101,11 @@ def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[tor
     ``x``: normalised float (B, 3, H, W); ``y``: float mask (B, 1, H, W). Rotated-in corners
     are 0 in normalised space (the training mean colour) and background in the mask.
     """
-    b = x.shape[0]
+    return apply_affines(x, y, random_affines(x.shape[0], gen))
+
+
+def random_affines(b: int, gen: torch.Generator) -> torch.Tensor:
+    """(b, 2, 3) CPU ``affine_grid`` matrices of :func:`augment`'s random flips and rotations."""
     hflip = torch.rand(b, generator=gen) < 0.5
     vflip = torch.rand(b, generator=gen) < 0.5
     rotate = torch.rand(b, generator=gen) < 0.5
@@ -107,6 +117,11 @@ def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[tor
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0], theta[:, 0, 1] = cos * sx, -sin * sy
     theta[:, 1, 0], theta[:, 1, 1] = sin * sx, cos * sy
+    return theta
+
+
+def apply_affines(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp images (bilinear) and masks (nearest) by ``theta`` (b, 2, 3), zeros outside."""
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     y = F.grid_sample(y, grid, mode="nearest", padding_mode="zeros", align_corners=False)
@@ -114,36 +129,51 @@ def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[tor
 
 
 def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, compiled_kernels: bool = True,
-                              norms: str = "paper") -> tuple[EGEUNet, torch.optim.Optimizer, Callable]:
+                              norms: str = "paper", device: str = "cpu") -> tuple[EGEUNet, torch.optim.Optimizer, Callable]:
     """(model, optimizer, loss function) for training. Each choice is a measured lever of
     ``train_throughput --levers`` and none changes the mathematics: channels_last memory
-    (oneDNN's fast convolution path), compiled LayerNorm and loss kernels, fused AdamW."""
-    model = EGEUNet(EGEUNetConfig(norms=norms)).to(memory_format=torch.channels_last)
+    (oneDNN's fast convolution path; CPU only), compiled LayerNorm and loss kernels, fused
+    AdamW (on a GPU with its learning rate in a tensor, so the step can be graph-captured)."""
+    model = EGEUNet(EGEUNetConfig(norms=norms))
+    if device == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    else:
+        model = model.to(device)
     loss_fn = deep_supervision_loss
     if compiled_kernels:
         compile_layer_norms(model)
         loss_fn = CompiledKernel(deep_supervision_loss, "loss")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    if device == "cpu":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    else:
+        optimizer = cuda_adamw(list(model.parameters()), lr, weight_decay)
     return model, optimizer, loss_fn
 
 
 def training_batch(images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor, pre: Preprocessing,
-                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One augmented batch from the uint8 arrays kept in memory (decoded once per run)."""
+                   gen: torch.Generator, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented batch from the uint8 arrays kept in memory (decoded once per run);
+    ``theta`` (drawn by :func:`random_affines`) instead of drawing from ``gen`` here."""
     x = images_to_tensor(images[idx], pre)
     y = masks[idx].float()[:, None]
-    x, y = augment(x, y, gen)
-    return x.contiguous(memory_format=torch.channels_last), y
+    x, y = apply_affines(x, y, random_affines(len(idx), gen) if theta is None else theta)
+    if x.device.type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y
 
 
 def training_step(model: EGEUNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: Callable = deep_supervision_loss) -> float:
     """Forward, deep-supervision loss, backward, optimizer step; returns the loss."""
+    return _eager_step(model, optimizer, x, y, loss_fn).item()
+
+
+def _eager_step(model, optimizer, x, y, loss_fn) -> torch.Tensor:
     loss = loss_fn(model(x), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss.item()
+    return loss.detach()
 
 
 def cosine_lr(step: int, total: int, lr: float, min_lr: float) -> float:
@@ -209,6 +239,7 @@ def train(cfg: TrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError(f"epochs and batch size must be >= 1 (got {cfg.epochs}, {cfg.batch_size})")
+    cuda = _check_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     last_path, best_path, state_path = out / "last.safetensors", out / "best.safetensors", out / "last.state.safetensors"
@@ -221,7 +252,8 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"{cfg.data}: the train and val splits must not be empty")
 
     torch.manual_seed(cfg.seed)
-    model, optimizer, loss_fn = build_model_and_optimizer(cfg.lr, cfg.weight_decay, cfg.compiled_kernels, cfg.norms)
+    model, optimizer, loss_fn = build_model_and_optimizer(cfg.lr, cfg.weight_decay, cfg.compiled_kernels, cfg.norms,
+                                                          cfg.device)
     start_epoch, best_dice, log_rows = 0, -1.0, []
     if cfg.resume:
         if not (last_path.is_file() and state_path.is_file()):
@@ -244,40 +276,53 @@ def train(cfg: TrainConfig) -> dict:
     provenance = {"data_root": str(Path(cfg.data).resolve()), "data_fingerprint": folder.fingerprint(),
                   "n_train": len(train_split), "n_val": len(val_split)}
 
-    images = torch.from_numpy(train_split.images)
-    masks = torch.from_numpy(train_split.masks)
+    images = torch.from_numpy(train_split.images).to(cfg.device)
+    masks = torch.from_numpy(train_split.masks).to(cfg.device)
     steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     gen = torch.Generator()
+    graphed: GraphedTrainingStep | None = None
+    eval_batch = 64 if cuda else 16
     summary: dict = {}
     last_epoch = min(cfg.epochs, cfg.stop_after_epoch or cfg.epochs)
     for epoch in range(start_epoch + 1, last_epoch + 1):
         # Seeding per epoch makes a resumed run draw the same batches as an uninterrupted one.
         gen.manual_seed(cfg.seed * 100_003 + epoch)
         order = torch.randperm(len(train_split), generator=gen)
+        batches = [order[b * cfg.batch_size:(b + 1) * cfg.batch_size] for b in range(steps_per_epoch)]
+        # The same draws from `gen`, in the same order, as training_batch would make; on a GPU
+        # they go over once per epoch (a per-step host-to-device copy would stall the loop).
+        thetas = [random_affines(len(idx), gen) for idx in batches]
+        if cuda:
+            thetas = list(torch.cat(thetas).to(cfg.device).split([len(i) for i in batches]))
+            batches = list(order.to(cfg.device).split([len(i) for i in batches]))
         model.train()
         t0 = time.perf_counter()
-        running, seen = 0.0, 0
+        running, seen = torch.zeros((), device=cfg.device), 0
         bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", cfg.progress)
-        for b in range(steps_per_epoch):
-            step = (epoch - 1) * steps_per_epoch + b
-            for g in optimizer.param_groups:
-                g["lr"] = cosine_lr(step, total_steps, cfg.lr, cfg.min_lr)
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = training_batch(images, masks, idx, pre, gen)
-            running += training_step(model, optimizer, x, y, loss_fn) * len(idx)
+        for b, (idx, theta) in enumerate(zip(batches, thetas)):
+            set_lr(optimizer, cosine_lr((epoch - 1) * steps_per_epoch + b, total_steps, cfg.lr, cfg.min_lr))
+            x, y = training_batch(images, masks, idx, pre, gen, theta)
+            if not (cuda and cfg.cuda_graphs):
+                loss = _eager_step(model, optimizer, x, y, loss_fn)
+            else:
+                if graphed is None:
+                    graphed = GraphedTrainingStep(model, optimizer, loss_fn, tuple(x.shape), tuple(y.shape))
+                loss = graphed(x, y) if x.shape == graphed.x.shape else graphed.eager(x, y)
+            running += loss * len(idx)
             seen += len(idx)
             if bar is not None:
-                bar.set_postfix(loss=f"{running / seen:.4f}", best_val_dice=f"{max(best_dice, 0):.4f}")
+                if not cuda:  # reading the loss each step would stall a GPU
+                    bar.set_postfix(loss=f"{running.item() / seen:.4f}", best_val_dice=f"{max(best_dice, 0):.4f}")
                 bar.update(1)
-        train_loss = running / seen
-        metrics = evaluate_arrays(model, val_split, pre)
+        train_loss = running.item() / seen
+        metrics = evaluate_arrays(model, val_split, pre, batch_size=eval_batch)
         val_dice = metrics["pooled"]["dice"]
         seconds = time.perf_counter() - t0
         if bar is not None:
             bar.set_postfix(loss=f"{train_loss:.4f}", val_dice=f"{val_dice:.4f}")
             bar.close()
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
+        row = {"epoch": epoch, "lr": float(optimizer.param_groups[0]["lr"]), "train_loss": train_loss,
                "val_dice": val_dice, "val_iou": metrics["pooled"]["iou"], "seconds": seconds,
                "train_img_per_s": seen / seconds}
         log_rows.append(row)
@@ -289,12 +334,27 @@ def train(cfg: TrainConfig) -> dict:
         save_checkpoint(last_path, model, pre, **meta)
         _save_train_state(state_path, optimizer, epoch, best_dice)
         _write_log(log_csv, log_rows)
-        _plot_curves(log_rows, out / "curves.png")
+        if epoch % max(cfg.plot_every, 1) == 0 or epoch == last_epoch:
+            _plot_curves(log_rows, out / "curves.png")
         log.info("[train] epoch %d loss %.4f val dice %.4f (best %.4f) %.0fs", epoch, train_loss, val_dice, best_dice, seconds)
         summary = {"epoch": epoch, "train_loss": train_loss, "val_dice": val_dice, "best_val_dice": best_dice}
     summary.update({"best": str(best_path), "last": str(last_path), "log": str(log_csv)})
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _check_device(device: str) -> bool:
+    """True for a CUDA device; a clear error for one that is not there."""
+    if device == "cpu":
+        return False
+    if not device.startswith("cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', not {device!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this PyTorch ({torch.__version__}) sees no CUDA GPU")
+    torch.backends.cudnn.benchmark = True  # picks conv algorithms during the warm-up, before capture
+    torch.backends.cudnn.allow_tf32 = False  # full float32 convolutions: the CPU run's mathematics
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return True
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:

@@ -187,8 +187,11 @@ def _up2(x: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _bilinear_matrix(n_out: int, n_in: int) -> torch.Tensor:
-    """(n_out, n_in) weights of 1-D bilinear resizing with align_corners=True."""
+def _bilinear_matrix(n_out: int, n_in: int, device: torch.device | None = None) -> torch.Tensor:
+    """(n_out, n_in) weights of 1-D bilinear resizing with align_corners=True, cached per
+    device (so a CUDA-graph capture of the training step finds them already on the GPU)."""
+    if device is not None and device.type != "cpu":
+        return _bilinear_matrix(n_out, n_in).to(device)
     if n_in == 1:
         return torch.ones(n_out, 1)
     pos = torch.arange(n_out, dtype=torch.float64) * ((n_in - 1) / max(n_out - 1, 1))
@@ -210,7 +213,7 @@ def upsample_logits_for_training(x: torch.Tensor, size) -> torch.Tensor:
     the Resize op (these matrices would be constants in the file).
     """
     h, w = int(size[0]), int(size[1])
-    return _bilinear_matrix(h, x.shape[2]) @ x @ _bilinear_matrix(w, x.shape[3]).T
+    return _bilinear_matrix(h, x.shape[2], x.device) @ x @ _bilinear_matrix(w, x.shape[3], x.device).T
 
 
 class EGEUNet(nn.Module):
