@@ -10,8 +10,8 @@ What capture needs, and why it is arranged so:
 - the learning rate lives in a GPU tensor that the schedule fills before each replay (a
   Python float would be baked into the graph);
 - capture must be preceded by a few eager warm-up steps on a side stream (PyTorch's
-  documented recipe); they change weights and AdamW moments, so both are snapshotted
-  first and copied back afterwards, in place, so the graph's addresses stay valid;
+  documented recipe); they change weights, AdamW moments and BatchNorm statistics, so all
+  are snapshotted first and copied back afterwards, in place (the graph's addresses stay valid);
 - only batches of the captured size replay; the trainer runs a smaller last batch eagerly
   (:meth:`GraphedTrainingStep.eager`), on the same parameters and gradient buffers.
 """
@@ -49,9 +49,11 @@ class GraphedTrainingStep:
         device = next(model.parameters()).device
         self.x = torch.zeros(x_shape, device=device)
         self.y = torch.zeros(y_shape, device=device)
-        # The warm-up steps below really train (on zeros); undo them after the capture.
+        # The warm-up steps below really train (on zeros); undo them after the capture:
+        # parameters, AdamW moments and buffers (EGE-UNet-BN's BatchNorm running statistics).
         params = [p for g in optimizer.param_groups for p in g["params"]]
         saved_params = [p.detach().clone() for p in params]
+        saved_buffers = [(b, b.detach().clone()) for b in model.buffers()]
         saved_state = {id(p): {k: v.clone() for k, v in optimizer.state[p].items() if isinstance(v, torch.Tensor)}
                        for p in params if p in optimizer.state}
 
@@ -74,6 +76,8 @@ class GraphedTrainingStep:
         with torch.no_grad():
             for p, saved in zip(params, saved_params):
                 p.copy_(saved)
+            for b, saved in saved_buffers:
+                b.copy_(saved)
             for p in params:
                 before = saved_state.get(id(p), {})
                 for k, v in optimizer.state[p].items():

@@ -44,8 +44,8 @@ def test_batches_drawn_ahead_equal_batches_drawn_per_step():
 
 
 @needs_cuda
-@pytest.mark.parametrize("compiled", [False, True])
-def test_graph_replay_trains_like_eager_steps(compiled):
+@pytest.mark.parametrize("compiled,norms", [(False, "paper"), (True, "paper"), (False, "batch")])
+def test_graph_replay_trains_like_eager_steps(compiled, norms):
     from egeunet.graphed_step import GraphedTrainingStep, set_lr
     from egeunet.train import _eager_step, build_model_and_optimizer
 
@@ -59,7 +59,7 @@ def test_graph_replay_trains_like_eager_steps(compiled):
 
     def run(graphed: bool):
         torch.manual_seed(1)
-        model, opt, loss_fn = build_model_and_optimizer(compiled_kernels=compiled, device="cuda")
+        model, opt, loss_fn = build_model_and_optimizer(compiled_kernels=compiled, norms=norms, device="cuda")
         model.train()
         start = [p.detach().clone() for p in model.parameters()]
         step = GraphedTrainingStep(model, opt, loss_fn, (4, 3, 64, 64), (4, 1, 64, 64)) if graphed else None
@@ -71,13 +71,44 @@ def test_graph_replay_trains_like_eager_steps(compiled):
             else:
                 loss = step(x, y) if x.shape[0] == 4 else step.eager(x, y)
             losses.append(loss.item())
-        return losses, start, [p.detach().clone() for p in model.parameters()]
+        state = [t.detach().clone().float() for t in model.state_dict().values()]  # + BatchNorm statistics
+        return losses, start, [p.detach().clone() for p in model.parameters()], state
 
-    eager_losses, start, eager_params = run(False)
-    graph_losses, graph_start, graph_params = run(True)
+    eager_losses, start, eager_params, eager_state = run(False)
+    graph_losses, graph_start, _, graph_state = run(True)
     assert all(torch.equal(a, b) for a, b in zip(start, graph_start))
     assert graph_losses == pytest.approx(eager_losses, rel=1e-4, abs=1e-5)
     assert eager_losses[-1] < eager_losses[0]
-    worst = max((a - b).abs().max().item() for a, b in zip(eager_params, graph_params))
     moved = max((a - b).abs().max().item() for a, b in zip(eager_params, start))
-    assert worst < 1e-5 and moved > 1e-3, (worst, moved)
+    assert moved > 1e-3
+    if norms == "paper":
+        worst = max((a - b).abs().max().item() for a, b in zip(eager_state, graph_state))
+        assert worst < 1e-5, worst
+    # EGE-UNet-BN: a conv bias right before a BatchNorm has a gradient of exactly zero in
+    # theory, float noise in practice, and AdamW turns noise into full +-lr steps of random
+    # sign; those biases (and the running means they feed) differ by up to 2 * sum(lr)
+    # between any two runs that sum in another order (seen on an H200: 0.0054). The losses
+    # above are the meaningful check there.
+
+
+@needs_cuda
+@pytest.mark.parametrize("norms", ["paper", "batch"])
+def test_capture_leaves_weights_moments_and_statistics_as_they_were(norms):
+    from egeunet.graphed_step import GraphedTrainingStep, set_lr
+    from egeunet.train import _eager_step, build_model_and_optimizer
+
+    _check_device("cuda")
+    torch.manual_seed(2)
+    model, opt, loss_fn = build_model_and_optimizer(compiled_kernels=False, norms=norms, device="cuda")
+    model.train()
+    x, y = torch.randn(2, 3, 64, 64, device="cuda"), (torch.rand(2, 1, 64, 64, device="cuda") > 0.5).float()
+    set_lr(opt, 1e-3)
+    _eager_step(model, opt, x, y, loss_fn)  # moments and statistics that are not at their initial values
+    before_model = {k: v.clone() for k, v in model.state_dict().items()}
+    before_opt = [{k: v.clone() for k, v in opt.state[p].items()} for p in model.parameters()]
+    GraphedTrainingStep(model, opt, loss_fn, (4, 3, 64, 64), (4, 1, 64, 64))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before_model[k]), k
+    for p, before in zip(model.parameters(), before_opt):
+        for k, v in opt.state[p].items():
+            assert torch.equal(v, before[k]), k
