@@ -239,7 +239,7 @@ def train(cfg: TrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError(f"epochs and batch size must be >= 1 (got {cfg.epochs}, {cfg.batch_size})")
-    cuda = _check_device(cfg.device)
+    cuda = _setup_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     last_path, best_path, state_path = out / "last.safetensors", out / "best.safetensors", out / "last.state.safetensors"
@@ -343,14 +343,20 @@ def train(cfg: TrainConfig) -> dict:
     return summary
 
 
-def _check_device(device: str) -> bool:
-    """True for a CUDA device; a clear error for one that is not there."""
+def _setup_device(device: str) -> bool:
+    """True for a CUDA device (made current, float32 settings applied); a clear error for a
+    device that is not there."""
     if device == "cpu":
         return False
-    if not device.startswith("cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', not {device!r}")
+    if not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', not {device!r}")
     if not torch.cuda.is_available():
         raise ValueError(f"--device {device}: this PyTorch ({torch.__version__}) sees no CUDA GPU")
+    index = torch.device(device).index
+    if index is not None:
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        torch.cuda.set_device(index)  # graph capture and its side stream use the current device
     torch.backends.cudnn.benchmark = True  # picks conv algorithms during the warm-up, before capture
     torch.backends.cudnn.allow_tf32 = False  # full float32 convolutions: the CPU run's mathematics
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -12,17 +12,18 @@ import torch
 
 from egeunet.evaluate import images_to_tensor
 from egeunet.preprocess import Preprocessing
-from egeunet.train import TrainConfig, _check_device, random_affines, train, training_batch
+from egeunet.train import TrainConfig, _setup_device, random_affines, train, training_batch
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible to torch)")
 
 
 def test_unknown_or_missing_device_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda"):
-        train(TrainConfig(data=str(tmp_path), device="tpu"))
+    for bad in ("tpu", "cuda:x", "gpu"):
+        with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'cuda:N'"):
+            train(TrainConfig(data=str(tmp_path), device=bad))
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="sees no CUDA GPU"):
-            _check_device("cuda")
+            _setup_device("cuda")
 
 
 def test_batches_drawn_ahead_equal_batches_drawn_per_step():
@@ -49,7 +50,7 @@ def test_graph_replay_trains_like_eager_steps(compiled, norms):
     from egeunet.graphed_step import GraphedTrainingStep, set_lr
     from egeunet.train import _eager_step, build_model_and_optimizer
 
-    _check_device("cuda")
+    _setup_device("cuda")
     torch.backends.cudnn.benchmark = False  # the same convolution algorithms in both runs
     torch.backends.cudnn.deterministic = True
     g = torch.Generator().manual_seed(0)
@@ -97,7 +98,7 @@ def test_capture_leaves_weights_moments_and_statistics_as_they_were(norms):
     from egeunet.graphed_step import GraphedTrainingStep, set_lr
     from egeunet.train import _eager_step, build_model_and_optimizer
 
-    _check_device("cuda")
+    _setup_device("cuda")
     torch.manual_seed(2)
     model, opt, loss_fn = build_model_and_optimizer(compiled_kernels=False, norms=norms, device="cuda")
     model.train()
