@@ -12,8 +12,9 @@ What capture needs, and why it is arranged so:
 - capture must be preceded by a few eager warm-up steps on a side stream (PyTorch's
   documented recipe); they change weights, AdamW moments and BatchNorm statistics, so all
   are snapshotted first and copied back afterwards, in place (the graph's addresses stay valid);
-- only batches of the captured size replay; the trainer runs a smaller last batch eagerly
-  (:meth:`GraphedTrainingStep.eager`), on the same parameters and gradient buffers.
+- only batches of the captured size replay; a batch of another size (an epoch's smaller
+  last one) runs eagerly (:meth:`GraphedTrainingStep.eager`), on the same parameters and
+  gradient buffers.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 class GraphedTrainingStep:
-    """``step(x, y)`` = copy the batch in, replay the captured step, return the loss tensor."""
+    """``step(x, y)`` = copy the batch in, replay the captured step, return the loss tensor
+    (other batch shapes: one eager step)."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable,
                  x_shape: tuple[int, ...], y_shape: tuple[int, ...], warmup_steps: int = 3) -> None:
@@ -87,7 +89,7 @@ class GraphedTrainingStep:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != self.x.shape or y.shape != self.y.shape:
-            raise ValueError(f"captured for batches {tuple(self.x.shape)}, got {tuple(x.shape)}; use eager()")
+            return self.eager(x, y)
         self.x.copy_(x)
         self.y.copy_(y)
         self.graph.replay()

@@ -308,7 +308,7 @@ def train(cfg: TrainConfig) -> dict:
             else:
                 if graphed is None:
                     graphed = GraphedTrainingStep(model, optimizer, loss_fn, tuple(x.shape), tuple(y.shape))
-                loss = graphed(x, y) if x.shape == graphed.x.shape else graphed.eager(x, y)
+                loss = graphed(x, y)  # replayed; a smaller last batch runs eagerly
             running += loss * len(idx)
             seen += len(idx)
             if bar is not None:
