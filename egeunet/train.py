@@ -9,8 +9,10 @@ Changes from the official code, and why:
 - the cosine schedule runs over the whole run, stepped per batch (the official one restarts
   every 50 epochs);
 - augmentation runs on whole batches in torch (no per-sample PIL work), on images decoded
-  once into memory; the step runs channels_last with compiled LayerNorms and loss, fused AdamW
-  (the same mathematics, ~2x the images/s: ``python -m egeunet.benchmarks.train_throughput``);
+  once into memory; the step runs channels_last with compiled LayerNorms and loss, fused AdamW,
+  and glibc keeps freed buffers instead of faulting them in again each step
+  (``egeunet.host_memory``); the same mathematics, ~2x the images/s
+  (``python -m egeunet.benchmarks.train_throughput``);
 - ``--device cuda`` replays the whole step as a CUDA graph (``egeunet.graphed_step``), with
   full float32 convolutions (TF32 off), the same mathematics again;
 - the best checkpoint is chosen on the val split, never on test.
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 from egeunet.data import SegmentationFolder, channel_stats
 from egeunet.evaluate import evaluate_arrays, images_to_tensor
 from egeunet.graphed_step import GraphedTrainingStep, cuda_adamw, set_lr
+from egeunet.host_memory import keep_freed_memory
 from egeunet.model.checkpoint import (
     CheckpointError,
     atomic_write_bytes,
@@ -240,6 +243,8 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError(f"epochs and batch size must be >= 1 (got {cfg.epochs}, {cfg.batch_size})")
     cuda = _setup_device(cfg.device)
+    if not cuda:
+        keep_freed_memory()  # no page faults on each step's buffers (egeunet.host_memory)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     last_path, best_path, state_path = out / "last.safetensors", out / "best.safetensors", out / "last.state.safetensors"

@@ -1,7 +1,8 @@
 """Training throughput: images/s of whole training steps (batch 8, 256x256: get the batch,
 forward, deep-supervision loss, backward, AdamW) for a plain eager baseline and for what
-``egeunet-train`` runs, in one process, interleaved, so the ratio is fair on a machine
-whose load varies.
+``egeunet-train`` runs. Each variant runs in its own process (process-wide settings such as
+the allocator's stay with their variant), and the processes take turns, round by round, so
+the ratio is fair on a machine whose load varies.
 
     python -m egeunet.benchmarks.train_throughput --threads 2            # baseline vs egeunet-train
     python -m egeunet.benchmarks.train_throughput --levers [--compile]   # + each lever, cumulative
@@ -16,7 +17,11 @@ is reported and must agree):
 - ``eager NCHW``: our model code (rsqrt LayerNorm, broadcast GHPA) on batches cut from the
   uint8 arrays decoded once and augmented as a batch in torch, otherwise plain eager.
 - ``egeunet-train``: ``egeunet.train.build_model_and_optimizer`` + ``training_batch`` +
-  ``training_step``, exactly what the trainer runs.
+  ``training_step`` in a process whose allocator keeps freed memory
+  (``egeunet.host_memory.keep_freed_memory``), exactly what the trainer runs.
+
+The table also reports each variant's minor page faults per step (the allocator lever's
+mechanism: eager PyTorch with glibc's defaults faults its big buffers in again every step).
 
 Without ``--data`` (or the ISIC folder next to the checkout) synthetic images are written
 to a temporary folder in the same layout, so anyone can run it.
@@ -26,8 +31,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
+import resource
 import statistics
+import traceback
 import tempfile
 import time
 import types
@@ -39,6 +47,7 @@ import torch.nn.functional as F
 
 from egeunet.data import SegmentationFolder, channel_stats, resolve_data_root
 from egeunet.evaluate import images_to_tensor
+from egeunet.host_memory import keep_freed_memory
 from egeunet.model import egeunet
 from egeunet.model.egeunet import GHPA, LayerNorm2d, interpolate_bilinear
 from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms
@@ -157,7 +166,7 @@ def _variant(name: str, data: _Data, batch: int):
         model.upsample_loss_map = interpolate_bilinear
     if "+ compiled LayerNorms" in levers:
         compile_layer_norms(model)
-    loss_fn = CompiledKernel(deep_supervision_loss, "loss") if "+ compiled loss (= egeunet-train)" in levers \
+    loss_fn = CompiledKernel(deep_supervision_loss, "loss") if "+ compiled loss" in levers \
         else deep_supervision_loss
     net = torch.compile(model) if whole else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=("+ fused AdamW" in levers) or None)
@@ -168,46 +177,106 @@ def _variant(name: str, data: _Data, batch: int):
 
 MAIN = ["reference eager", "eager NCHW", "egeunet-train"]
 LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ matrix upsampling of the loss maps",
-               "+ compiled LayerNorms", "+ compiled loss (= egeunet-train)"]
+               "+ compiled LayerNorms", "+ compiled loss", "+ freed memory kept (= egeunet-train)"]
 COMPILED = ["channels_last, torch.compile(whole model)"]
+KEEPS_FREED_MEMORY = {"egeunet-train", "+ freed memory kept (= egeunet-train)"}  # as egeunet.train.train does
+
+
+def _worker(conn, name: str, threads: int, batch: int, size: int, root: str, n_images: int, warmup: int) -> None:
+    """One variant in its own process: set up when told, then run steps on request."""
+    try:
+        torch.set_num_threads(threads)
+        if name in KEEPS_FREED_MEMORY:
+            keep_freed_memory()
+        conn.send(("imported",))
+        conn.recv()  # set-ups (and their compiling) run one at a time, so first-step times are clean
+        dataset = _Data(SegmentationFolder(root), n_images, size)
+        step, net, mf = _variant(name, dataset, batch)
+        # same mathematics: every variant's loss on one fixed batch, before any update
+        x, y = dataset.in_memory_batch(batch)
+        dataset.cursor = 0
+        t0 = time.perf_counter()  # the first calls include any compilation
+        first_loss = deep_supervision_loss(net(x.contiguous(memory_format=mf)), y).item()
+        step()
+        first_s = time.perf_counter() - t0
+        for _ in range(warmup):
+            step()
+        conn.send(("ready", first_loss, first_s))
+        while (msg := conn.recv())[0] == "run":
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t0 = time.perf_counter()
+            for _ in range(msg[1]):
+                step()
+            seconds = time.perf_counter() - t0
+            conn.send(("done", seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / msg[1]))
+    except Exception:  # noqa: BLE001 - reported by the parent, which names the variant
+        conn.send(("error", traceback.format_exc()))
+
+
+class _Variants:
+    """The worker processes, addressed by variant name; ``ask`` raises a worker's error here."""
+
+    def __init__(self, names: list[str], **kwargs) -> None:
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no allocator or thread state shared
+        self.conns, self.procs = {}, []
+        for name in names:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, name), kwargs=kwargs, daemon=True)
+            proc.start()
+            self.conns[name] = parent
+            self.procs.append(proc)
+
+    def ask(self, name: str, *msg):
+        if msg:
+            self.conns[name].send(msg)
+        reply = self.conns[name].recv()
+        if reply[0] == "error":
+            raise RuntimeError(f"train_throughput variant {name!r} failed:\n{reply[1]}")
+        return reply[1:]
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            try:
+                conn.send(("stop",))
+            except OSError:
+                pass
+        for proc in self.procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
 
 
 def run(threads: int = 2, steps: int = 10, warmup: int = 2, batch: int = 8, size: int = 256, rounds: int = 3,
         levers: bool = False, compiled: bool = False, data: str | None = None, n_images: int = 64) -> dict:
-    torch.set_num_threads(threads)
     names = MAIN + (LEVER_ORDER[1:] if levers else []) + (COMPILED if compiled else [])
     with tempfile.TemporaryDirectory() as tmp:
         root = resolve_data_root(data, required=False) if data is None else Path(data)
         source = str(root) if root else "synthetic"
-        folder = SegmentationFolder(root if root else _synthetic_folder(Path(tmp) / "synthetic", n_images, size))
-        dataset = _Data(folder, n_images, size)
-        variants = {name: _variant(name, dataset, batch) for name in names}
-        # same mathematics: every variant's loss on one fixed batch, before any update
-        x, y = dataset.in_memory_batch(batch)
-        dataset.cursor = 0
-        first_losses, first_step_s = {}, {}
-        for name, (step, net, mf) in variants.items():  # the first calls include any compilation
-            t0 = time.perf_counter()
-            first_losses[name] = deep_supervision_loss(net(x.contiguous(memory_format=mf)), y).item()
-            step()
-            first_step_s[name] = time.perf_counter() - t0
-        steps_by_name = {n: v[0] for n, v in variants.items()}
-        for step in steps_by_name.values():
-            for _ in range(warmup):
-                step()
-        rates: dict[str, list[float]] = {name: [] for name in names}
-        for _ in range(rounds):  # interleave so all variants see the same machine state
-            for name, step in steps_by_name.items():
-                t0 = time.perf_counter()
-                for _ in range(steps):
-                    step()
-                rates[name].append(batch * steps / (time.perf_counter() - t0))
+        root = root if root else _synthetic_folder(Path(tmp) / "synthetic", n_images, size)
+        variants = _Variants(names, threads=threads, batch=batch, size=size, root=str(root), n_images=n_images,
+                             warmup=warmup)
+        try:
+            for name in names:
+                variants.ask(name)  # imported
+            first_losses, first_step_s = {}, {}
+            for name in names:
+                first_losses[name], first_step_s[name] = variants.ask(name, "setup")
+            rates: dict[str, list[float]] = {name: [] for name in names}
+            faults: dict[str, list[float]] = {name: [] for name in names}
+            for _ in range(rounds):  # take turns so all variants see the same machine state
+                for name in names:
+                    seconds, per_step = variants.ask(name, "run", steps)
+                    rates[name].append(batch * steps / seconds)
+                    faults[name].append(per_step)
+        finally:
+            variants.close()
     img_per_s = {n: statistics.median(r) for n, r in rates.items()}
     base = img_per_s["reference eager"]
     return {
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": threads, "torch": torch.__version__},
         "data": source, "batch": batch, "size": size, "steps_per_round": steps, "rounds": rounds,
         "img_per_s": img_per_s, "rounds_img_per_s": rates,
+        "page_faults_per_step": {n: statistics.median(f) for n, f in faults.items()},
         "vs_reference": {n: v / base for n, v in img_per_s.items()},
         "vs_eager_nchw": {n: v / img_per_s["eager NCHW"] for n, v in img_per_s.items()},
         "speedup": img_per_s["egeunet-train"] / base,
@@ -216,11 +285,13 @@ def run(threads: int = 2, steps: int = 10, warmup: int = 2, batch: int = 8, size
 
 
 def markdown(res: dict) -> str:
-    lines = ["| variant | img/s | vs reference eager | vs eager NCHW | first step (s, incl. compiling) | loss on a fixed batch |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| variant | img/s | vs reference eager | vs eager NCHW | page faults per step "
+             "| first step (s, incl. compiling) | loss on a fixed batch |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for n, v in res["img_per_s"].items():
         lines.append(f"| {n} | {v:.1f} | {res['vs_reference'][n]:.2f}x | {res['vs_eager_nchw'][n]:.2f}x | "
-                     f"{res['first_step_seconds'][n]:.1f} | {res['first_step_loss'][n]:.6f} |")
+                     f"{res['page_faults_per_step'][n]:,.0f} | {res['first_step_seconds'][n]:.1f} "
+                     f"| {res['first_step_loss'][n]:.6f} |")
     return "\n".join(lines)
 
 
