@@ -46,7 +46,8 @@ from egeunet.model.checkpoint import (
     save_tensors,
 )
 from egeunet.model.egeunet import EGEUNet, EGEUNetConfig
-from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms
+from egeunet.model.fast_convs import dilated_depthwise_conv
+from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms, group_norm_max_pool
 from egeunet.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -135,11 +136,16 @@ def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, comp
                               norms: str = "paper", device: str = "cpu") -> tuple[EGEUNet, torch.optim.Optimizer, Callable]:
     """(model, optimizer, loss function) for training. Each choice is a measured lever of
     ``train_throughput --levers`` and none changes the mathematics: channels_last memory
-    (oneDNN's fast convolution path; CPU only), compiled LayerNorm and loss kernels, fused
+    (oneDNN's fast convolution path; CPU only), the first stages' GroupNorm + max-pool with
+    a backward at pooled resolution and the first bridge's dilated depthwise convs with a
+    written-out backward (CPU only), compiled LayerNorm and loss kernels, fused
     AdamW (on a GPU with its learning rate in a tensor, so the step can be graph-captured)."""
     model = EGEUNet(EGEUNetConfig(norms=norms))
     if device == "cpu":
         model = model.to(memory_format=torch.channels_last)
+        model.stage_norm_pool = group_norm_max_pool  # GroupNorm + max-pool backward at pooled resolution
+        for bridge in model.bridges or []:
+            bridge.dilated_conv = dilated_depthwise_conv  # oneDNN's dilated depthwise backward is slow
     else:
         model = model.to(device)
     loss_fn = deep_supervision_loss

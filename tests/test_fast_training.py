@@ -124,3 +124,90 @@ def test_reference_variant_is_the_official_formulation_of_the_same_function():
         a, b = official(x), ours(x)
     # sqrt + division vs rsqrt: float rounding only, far below the logits' scale
     assert (a - b).abs().max() < 1e-5 * b.abs().max() + 1e-4, ((a - b).abs().max(), b.abs().max())
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 128, 128), (3, 16, 130, 134), (1, 8, 129, 131)])
+def test_group_norm_max_pool_matches_autograd_forward_and_backward(shape):
+    """The fused backward gives PyTorch's gradients, also with negative norm scales (the
+    max then comes from the smallest input) and odd sizes (max-pool drops a row/column)."""
+    from egeunet.model.egeunet import norm_then_max_pool
+    from egeunet.model.fast_norms import group_norm_max_pool
+
+    torch.manual_seed(0)
+    norm = torch.nn.GroupNorm(4, shape[1])
+    with torch.no_grad():
+        norm.weight.uniform_(-1.5, 1.5)
+        norm.bias.normal_()
+    z = (torch.randn(shape) * 3 + 1).contiguous(memory_format=torch.channels_last).requires_grad_()
+    params = (z, norm.weight, norm.bias)
+    ref = norm_then_max_pool(norm, z)
+    got = group_norm_max_pool(norm, z)
+    assert got.grad_fn is not None and "_GroupNormMaxPool" in type(got.grad_fn).__name__  # the fused path ran
+    torch.testing.assert_close(got, ref, atol=0, rtol=0)  # same forward kernels
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(got, params, g), torch.autograd.grad(ref, params, g)):
+        torch.testing.assert_close(a, b, atol=2e-5 * b.abs().max().item(), rtol=1e-4)
+        if a.dim() == 4:
+            assert a.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_group_norm_max_pool_falls_back_where_it_was_not_measured_faster():
+    from egeunet.model.fast_norms import group_norm_max_pool
+
+    norm = torch.nn.GroupNorm(4, 8)
+    small = torch.randn(2, 8, 64, 64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    nchw = torch.randn(2, 8, 128, 128, requires_grad=True)
+    for x in (small, nchw):
+        assert "MaxPool2DWithIndicesBackward" in type(group_norm_max_pool(norm, x).grad_fn).__name__
+    with torch.no_grad():
+        big = torch.randn(2, 8, 128, 128).contiguous(memory_format=torch.channels_last)
+        assert group_norm_max_pool(norm, big).grad_fn is None
+
+
+def test_training_model_uses_the_fused_stage_norm_pool_and_gives_the_plain_gradients():
+    """A whole training model: same loss and parameter gradients as the plain eager model in
+    the same memory layout. (Against an NCHW model the first layers' gradients differ by ~1 %:
+    the layouts' float rounding flips near-ties of the max-pool, so that comparison is ill-posed.)"""
+    from egeunet.model.egeunet import norm_then_max_pool
+
+    torch.manual_seed(0)
+    fast, _, _ = build_model_and_optimizer(compiled_kernels=False)
+    plain = egeunet().train().to(memory_format=torch.channels_last)
+    plain.load_state_dict(fast.state_dict())
+    assert plain.stage_norm_pool is norm_then_max_pool and fast.stage_norm_pool is not norm_then_max_pool
+    x = torch.randn(2, 3, 256, 256).contiguous(memory_format=torch.channels_last)
+    y = (torch.rand(2, 1, 256, 256) > 0.5).float()
+    loss_fast, loss_plain = deep_supervision_loss(fast(x), y), deep_supervision_loss(plain(x), y)
+    torch.testing.assert_close(loss_fast, loss_plain, atol=0, rtol=0)  # the forward is the same kernels
+    loss_fast.backward()
+    loss_plain.backward()
+    for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=2e-4 * b.grad.abs().max().item() + 1e-7, rtol=1e-3, msg=name)
+
+
+@pytest.mark.parametrize("dilation,shape", [(2, (2, 5, 128, 128)), (7, (3, 5, 128, 130)), (5, (1, 9, 131, 128))])
+def test_dilated_depthwise_conv_backward_matches_autograd(dilation, shape):
+    from egeunet.model.fast_convs import dilated_depthwise_conv
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(shape[1], shape[1], 3, padding=dilation, dilation=dilation, groups=shape[1])
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_()
+    params = (x, conv.weight, conv.bias)
+    got, ref = dilated_depthwise_conv(conv, x), conv(x)
+    assert "_DilatedDepthwiseConv" in type(got.grad_fn).__name__  # the written-out backward ran
+    torch.testing.assert_close(got, ref, atol=0, rtol=0)  # the forward is the same oneDNN call
+    # a slice of a wider gradient, as a concat's backward hands it over
+    g = torch.randn(shape[0], 3 * shape[1], *shape[2:]).contiguous(memory_format=torch.channels_last)[:, shape[1]:2 * shape[1]]
+    for a, b in zip(torch.autograd.grad(got, params, g), torch.autograd.grad(ref, params, g)):
+        torch.testing.assert_close(a, b, atol=2e-5 * b.abs().max().item(), rtol=1e-4)
+
+
+def test_dilated_depthwise_conv_is_the_plain_call_elsewhere():
+    from egeunet.model.fast_convs import dilated_depthwise_conv
+
+    plain = torch.nn.Conv2d(5, 5, 3, padding=1, groups=5)  # no dilation: oneDNN's own backward is fast
+    dilated = torch.nn.Conv2d(5, 5, 3, padding=2, dilation=2, groups=5)
+    small = torch.randn(1, 5, 64, 64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    big = torch.randn(1, 5, 128, 128).contiguous(memory_format=torch.channels_last).requires_grad_()
+    for conv, x in ((plain, big), (dilated, small), (dilated, big.detach().contiguous().requires_grad_())):
+        assert "Convolution" in type(dilated_depthwise_conv(conv, x).grad_fn).__name__

@@ -50,7 +50,8 @@ from egeunet.evaluate import images_to_tensor
 from egeunet.host_memory import keep_freed_memory
 from egeunet.model import egeunet
 from egeunet.model.egeunet import GHPA, LayerNorm2d, interpolate_bilinear
-from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms
+from egeunet.model.fast_convs import dilated_depthwise_conv
+from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms, group_norm_max_pool
 from egeunet.preprocess import Preprocessing
 from egeunet.train import augment, build_model_and_optimizer, deep_supervision_loss, training_batch, training_step
 
@@ -164,6 +165,11 @@ def _variant(name: str, data: _Data, batch: int):
         _officialize(model)
     if "+ matrix upsampling of the loss maps" not in levers:
         model.upsample_loss_map = interpolate_bilinear
+    if "+ GroupNorm + max-pool backward at pooled resolution" in levers:
+        model.stage_norm_pool = group_norm_max_pool
+    if "+ dilated depthwise conv backward written out" in levers:
+        for bridge in model.bridges:
+            bridge.dilated_conv = dilated_depthwise_conv
     if "+ compiled LayerNorms" in levers:
         compile_layer_norms(model)
     loss_fn = CompiledKernel(deep_supervision_loss, "loss") if "+ compiled loss" in levers \
@@ -177,7 +183,8 @@ def _variant(name: str, data: _Data, batch: int):
 
 MAIN = ["reference eager", "eager NCHW", "egeunet-train"]
 LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ matrix upsampling of the loss maps",
-               "+ compiled LayerNorms", "+ compiled loss", "+ freed memory kept (= egeunet-train)"]
+               "+ compiled LayerNorms", "+ compiled loss", "+ GroupNorm + max-pool backward at pooled resolution",
+               "+ dilated depthwise conv backward written out", "+ freed memory kept (= egeunet-train)"]
 COMPILED = ["channels_last, torch.compile(whole model)"]
 KEEPS_FREED_MEMORY = {"egeunet-train", "+ freed memory kept (= egeunet-train)"}  # as egeunet.train.train does
 

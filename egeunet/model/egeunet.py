@@ -153,6 +153,10 @@ class GHPA(nn.Module):
         return self.ldw(self.norm2(x))
 
 
+def call_module(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return module(x)
+
+
 class GAB(nn.Module):
     """Group aggregation bridge: fuse a deep feature, a skip feature and (optionally) the
     decoder's mask prediction with four dilated depthwise convs, one per channel group."""
@@ -168,14 +172,24 @@ class GAB(nn.Module):
         )
         fused = group * len(dilations)
         self.tail_conv = nn.Sequential(channel_norm(norms, fused), nn.Conv2d(fused, dim_low, 1))
+        # calls each group's dilated conv; training may swap in a faster backward
+        # (egeunet.model.fast_convs.dilated_depthwise_conv)
+        self.dilated_conv = call_module
 
     def forward(self, x_high: torch.Tensor, x_low: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x_high = F.interpolate(self.pre_project(x_high), size=x_low.shape[2:], mode="bilinear", align_corners=True)
         parts_high = torch.chunk(x_high, len(self.groups), dim=1)
         parts_low = torch.chunk(x_low, len(self.groups), dim=1)
         extra = [mask] if mask is not None else []
-        fused = [g(torch.cat([h, l, *extra], dim=1)) for g, h, l in zip(self.groups, parts_high, parts_low)]
+        fused = [self.dilated_conv(conv, norm(torch.cat([h, l, *extra], dim=1)))
+                 for (norm, conv), h, l in zip(self.groups, parts_high, parts_low)]
         return self.tail_conv(torch.cat(fused, dim=1))
+
+
+def norm_then_max_pool(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """An encoder stage's tail before its GELU: the norm, then 2x2 max-pooling. Training swaps
+    in a version with a faster backward (``egeunet.model.fast_norms.group_norm_max_pool``)."""
+    return F.max_pool2d(norm(x), 2, 2)
 
 
 def _conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
@@ -248,13 +262,14 @@ class EGEUNet(nn.Module):
         self.head = nn.Conv2d(c[0], cfg.num_classes, 1)
         # resizes the training outputs (the loss maps) to full resolution
         self.upsample_loss_map = upsample_logits_for_training
+        self.stage_norm_pool = norm_then_max_pool  # training may swap in a faster backward
         self.apply(_init_weights)
 
     def forward(self, x: torch.Tensor):
         skips = []
         out = x
         for i in range(5):
-            out = F.gelu(F.max_pool2d(self.encoder_norms[i](self.encoder[i](out)), 2, 2))
+            out = F.gelu(self.stage_norm_pool(self.encoder_norms[i], self.encoder[i](out)))
             skips.append(out)
         deep = F.gelu(self.encoder[5](out))  # same resolution as skips[4]
 
