@@ -137,7 +137,7 @@ def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, comp
     """(model, optimizer, loss function) for training. Each choice is a measured lever of
     ``train_throughput --levers`` and none changes the mathematics: channels_last memory
     (oneDNN's fast convolution path; CPU only), the first stages' GroupNorm + max-pool with
-    a backward at pooled resolution and the first bridge's dilated depthwise convs with a
+    a backward at pooled resolution and the bridges' dilated depthwise convs with a
     written-out backward (CPU only), compiled LayerNorm and loss kernels, fused
     AdamW (on a GPU with its learning rate in a tensor, so the step can be graph-captured)."""
     model = EGEUNet(EGEUNetConfig(norms=norms))

@@ -185,7 +185,8 @@ def test_training_model_uses_the_fused_stage_norm_pool_and_gives_the_plain_gradi
         torch.testing.assert_close(a.grad, b.grad, atol=2e-4 * b.grad.abs().max().item() + 1e-7, rtol=1e-3, msg=name)
 
 
-@pytest.mark.parametrize("dilation,shape", [(2, (2, 5, 128, 128)), (7, (3, 5, 128, 130)), (5, (1, 9, 131, 128))])
+@pytest.mark.parametrize("dilation,shape", [(2, (2, 5, 128, 128)), (7, (3, 5, 128, 130)), (5, (1, 9, 131, 128)),
+                                            (5, (2, 13, 32, 32)), (7, (2, 25, 8, 9))])
 def test_dilated_depthwise_conv_backward_matches_autograd(dilation, shape):
     from egeunet.model.fast_convs import dilated_depthwise_conv
 
@@ -205,9 +206,11 @@ def test_dilated_depthwise_conv_backward_matches_autograd(dilation, shape):
 def test_dilated_depthwise_conv_is_the_plain_call_elsewhere():
     from egeunet.model.fast_convs import dilated_depthwise_conv
 
-    plain = torch.nn.Conv2d(5, 5, 3, padding=1, groups=5)  # no dilation: oneDNN's own backward is fast
+    plain = torch.nn.Conv2d(5, 5, 3, padding=1, groups=5)  # no dilation: oneDNN's own backward is faster
     dilated = torch.nn.Conv2d(5, 5, 3, padding=2, dilation=2, groups=5)
-    small = torch.randn(1, 5, 64, 64).contiguous(memory_format=torch.channels_last).requires_grad_()
-    big = torch.randn(1, 5, 128, 128).contiguous(memory_format=torch.channels_last).requires_grad_()
-    for conv, x in ((plain, big), (dilated, small), (dilated, big.detach().contiguous().requires_grad_())):
-        assert "Convolution" in type(dilated_depthwise_conv(conv, x).grad_fn).__name__
+    full = torch.nn.Conv2d(5, 5, 3, padding=2, dilation=2)  # not depthwise
+    x = torch.randn(1, 5, 64, 64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    for conv, inp in ((plain, x), (full, x), (dilated, x.detach().contiguous().requires_grad_())):
+        assert "Convolution" in type(dilated_depthwise_conv(conv, inp).grad_fn).__name__
+    with torch.no_grad():
+        assert dilated_depthwise_conv(dilated, x).grad_fn is None

@@ -1,14 +1,17 @@
 """A faster backward for the group aggregation bridges' dilated depthwise convolutions (training).
 
-oneDNN's CPU backward of a depthwise 3x3 convolution with dilation 2, 5 or 7 is slow at the
-first bridge's shape (8 x 5 x 128 x 128, channels_last): ~3.2 ms per forward + backward,
-against ~0.9 ms without dilation. Its two parts are cheap when written out:
+oneDNN's CPU backward of a depthwise 3x3 convolution with dilation 2, 5 or 7 is slow: at the
+first bridge's shape (8 x 5 x 128 x 128, channels_last) ~3.5 ms per forward + backward, against
+~1.1 ms without dilation; 2-3x slower than written out at every bridge's shape down to 16x16
+(micro-benchmarks, 2026-11-26). Its two parts are cheap when written out:
 - the input gradient of a stride-1, same-padded convolution is the same depthwise convolution
   of the output gradient with the kernel rotated by 180 degrees (oneDNN's fast forward kernel);
 - the weight gradient is nine sums of shifted products per channel, compiled into one loop
-  (``torch.compile``; eager if compiling fails, as for the LayerNorms).
-Same mathematics (tested against autograd in tests/test_fast_training.py). Used only where it
-was measured faster: dilation >= 2 at >= 128x128 while gradients are recorded.
+  at 64x64 and above (``torch.compile``; eager if compiling fails, as for the LayerNorms),
+  eager below (as fast there, and nothing to compile).
+Same mathematics (tested against autograd in tests/test_fast_training.py). Used for every
+dilated (>= 2) depthwise 3x3 convolution while gradients are recorded; undilated ones keep
+oneDNN's backward, which is faster.
 """
 
 from __future__ import annotations
@@ -53,8 +56,11 @@ class _DilatedDepthwiseConv(torch.autograd.Function):
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = F.conv2d(grad_out, weight.flip(2, 3), padding=d, dilation=d, groups=weight.shape[0])
-        with torch.enable_grad():  # CompiledKernel compiles only while gradients are recorded
-            grad_w, grad_b = _weight_grad_kernel()(x.detach(), grad_out.detach(), d)
+        if x.shape[2] * x.shape[3] >= 64 * 64:  # compiled: ~1.5x faster than eager there
+            with torch.enable_grad():  # CompiledKernel compiles only while gradients are recorded
+                grad_w, grad_b = _weight_grad_kernel()(x.detach(), grad_out.detach(), d)
+        else:  # eager is as fast at 32x32 and below, and compiles nothing
+            grad_w, grad_b = _depthwise_weight_grad(x, grad_out, d)
         return grad_x, grad_w, grad_b, None
 
 
@@ -68,7 +74,7 @@ def _is_dilated_depthwise_3x3(conv: nn.Conv2d) -> bool:
 def dilated_depthwise_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """``conv(x)``, with the backward above where it was measured faster, else exactly ``conv(x)``."""
     if (torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
-            and x.shape[2] * x.shape[3] >= 128 * 128 and _is_dilated_depthwise_3x3(conv)
+            and _is_dilated_depthwise_3x3(conv)
             and x.is_contiguous(memory_format=torch.channels_last)):
         return _DilatedDepthwiseConv.apply(x, conv.weight, conv.bias, conv.dilation[0])
     return conv(x)
