@@ -21,6 +21,7 @@ Changes from the official code, and why:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import math
@@ -144,8 +145,8 @@ def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, comp
     if device == "cpu":
         model = model.to(memory_format=torch.channels_last)
         model.stage_norm_pool = group_norm_max_pool  # GroupNorm + max-pool backward at pooled resolution
-        for bridge in model.bridges or []:
-            bridge.dilated_conv = dilated_depthwise_conv  # oneDNN's dilated depthwise backward is slow
+        for bridge in model.bridges or []:  # oneDNN's dilated depthwise backward is slow
+            bridge.dilated_conv = functools.partial(dilated_depthwise_conv, compiled=compiled_kernels)
     else:
         model = model.to(device)
     loss_fn = deep_supervision_loss

@@ -214,3 +214,19 @@ def test_dilated_depthwise_conv_is_the_plain_call_elsewhere():
         assert "Convolution" in type(dilated_depthwise_conv(conv, inp).grad_fn).__name__
     with torch.no_grad():
         assert dilated_depthwise_conv(dilated, x).grad_fn is None
+
+
+def test_dilated_depthwise_conv_without_compiling_gives_the_same_gradients():
+    """``egeunet-train --no-compile``: the weight gradient runs eager, same values."""
+    from egeunet.model.fast_convs import dilated_depthwise_conv
+
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(5, 5, 3, padding=5, dilation=5, groups=5)
+    x = torch.randn(2, 5, 64, 64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    g = torch.randn(2, 5, 64, 64)
+    grads = [torch.autograd.grad(dilated_depthwise_conv(conv, x, compiled=c), (x, conv.weight, conv.bias), g)
+             for c in (False, True)]
+    ref = torch.autograd.grad(conv(x), (x, conv.weight, conv.bias), g)
+    for got in grads:
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a, b, atol=2e-5 * b.abs().max().item(), rtol=1e-4)
