@@ -7,7 +7,7 @@ freed memory at the top of its heap back to the kernel once it exceeds the trim 
 so each step faults the same pages in again. Measured on the 2-core machine of BENCHMARKS.md
 (batch 8, ``egeunet.train.training_step``): 2,500-30,000 minor page faults per step (it varies
 with the heap's state), up to ~27 ms of kernel time per ~130 ms step; with the settings below,
-~0 faults after the first steps and the step 4-13 % faster (BENCHMARKS.md: ``python -m
+~0 faults after the first steps and the step 2-13 % faster (BENCHMARKS.md: ``python -m
 egeunet.benchmarks.train_throughput --levers``, lever "+ freed memory kept"; tests/test_host_memory.py).
 
 This is what PyTorch's own CPU launcher gets by preloading jemalloc or tcmalloc; here it needs

@@ -287,6 +287,9 @@ def run(threads: int = 2, steps: int = 10, warmup: int = 2, batch: int = 8, size
         "vs_reference": {n: v / base for n, v in img_per_s.items()},
         "vs_eager_nchw": {n: v / img_per_s["eager NCHW"] for n, v in img_per_s.items()},
         "speedup": img_per_s["egeunet-train"] / base,
+        # paired: each round's egeunet-train rate over the same round's reference (the two ran
+        # minutes apart at most), less sensitive to drifts of the machine's speed across rounds
+        "speedup_per_round": [t / r for t, r in zip(rates["egeunet-train"], rates["reference eager"])],
         "first_step_loss": first_losses, "first_step_seconds": first_step_s,
     }
 
@@ -317,7 +320,10 @@ def main(argv=None) -> int:
     res = run(a.threads, a.steps, batch=a.batch, size=a.size, rounds=a.rounds, levers=a.levers,
               compiled=a.compile, data=a.data)
     print(markdown(res))
-    print(f"egeunet-train vs reference eager: {res['speedup']:.2f}x ({a.threads} threads, batch {a.batch}, "
+    paired = res["speedup_per_round"]
+    print(f"egeunet-train vs reference eager: {res['speedup']:.2f}x (per round: "
+          f"{', '.join(f'{r:.2f}' for r in paired)}; median {statistics.median(paired):.2f}x) "
+          f"({a.threads} threads, batch {a.batch}, "
           f"data {res['data']})")
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2))
