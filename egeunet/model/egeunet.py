@@ -154,6 +154,7 @@ class GHPA(nn.Module):
 
 
 def call_module(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)``: GAB's default way of calling its dilated convs."""
     return module(x)
 
 

@@ -128,7 +128,8 @@ class _GroupNormMaxPool(torch.autograd.Function):
 def group_norm_max_pool(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``F.max_pool2d(norm(x), 2, 2)``; the fused backward above where it was measured faster
     (a channels_last GroupNorm at >= 128x128 while gradients are recorded), else exactly that."""
-    if (torch.is_grad_enabled() and type(norm) is nn.GroupNorm and x.dim() == 4 and x.dtype == torch.float32
+    if (torch.is_grad_enabled() and type(norm) is nn.GroupNorm and norm.affine and x.dim() == 4
+            and x.dtype == torch.float32
             and x.device.type == "cpu" and x.shape[2] * x.shape[3] >= 128 * 128
             and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()):
         return _GroupNormMaxPool.apply(x, norm.weight, norm.bias, norm.num_groups, norm.eps)
