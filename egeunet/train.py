@@ -244,7 +244,10 @@ def _plot_curves(log_rows: list[dict], path: Path) -> None:
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Train, validating on the val split every epoch; returns a summary dict."""
+    """Train, validating on the val split every epoch; returns a summary dict.
+
+    On CPU this sets glibc's allocator to keep freed memory (``egeunet.host_memory``): a
+    process-wide setting that stays after ``train`` returns (the process keeps its peak memory)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.epochs < 1 or cfg.batch_size < 1:
