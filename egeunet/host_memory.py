@@ -20,6 +20,7 @@ returning it between steps. On other C libraries (macOS, musl) this does nothing
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import platform
 import sys
@@ -31,22 +32,21 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit (HEAP_MAX_SIZE / 2)
 TRIM_THRESHOLD = 2**31 - 1  # an int: 2 GiB of free heap top before memory goes back to the kernel
 
-_applied = False
+
+def is_glibc() -> bool:
+    """True on Linux with glibc, the only C library whose ``mallopt`` this module sets."""
+    return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
+@functools.cache  # process-wide: once is enough, and a failure would fail again
 def keep_freed_memory() -> bool:
     """Configure glibc's allocator to reuse freed blocks instead of returning them; process-wide
     and idempotent. True where applied (Linux with glibc), False elsewhere."""
-    global _applied
-    if _applied:
-        return True
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+    if not is_glibc():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+        return libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     except (OSError, AttributeError) as e:  # no such library or symbol: leave the allocator alone
         log.debug("mallopt unavailable: %s", e)
         return False
-    _applied = ok
-    return ok

@@ -21,7 +21,6 @@ Changes from the official code, and why:
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import logging
 import math
@@ -47,7 +46,7 @@ from egeunet.model.checkpoint import (
     save_tensors,
 )
 from egeunet.model.egeunet import EGEUNet, EGEUNetConfig
-from egeunet.model.fast_convs import dilated_depthwise_conv
+from egeunet.model.fast_convs import use_written_out_dilated_convs
 from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms, group_norm_max_pool
 from egeunet.preprocess import Preprocessing
 
@@ -145,8 +144,7 @@ def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, comp
     if device == "cpu":
         model = model.to(memory_format=torch.channels_last)
         model.stage_norm_pool = group_norm_max_pool  # GroupNorm + max-pool backward at pooled resolution
-        for bridge in model.bridges or []:  # oneDNN's dilated depthwise backward is slow
-            bridge.dilated_conv = functools.partial(dilated_depthwise_conv, compiled=compiled_kernels)
+        use_written_out_dilated_convs(model, compiled_kernels)  # oneDNN's dilated depthwise backward is slow
     else:
         model = model.to(device)
     loss_fn = deep_supervision_loss

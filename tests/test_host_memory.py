@@ -1,15 +1,14 @@
 """egeunet.host_memory: freed training buffers stay in the process instead of being faulted in again."""
 
 import json
-import platform
 import subprocess
 import sys
 
 import pytest
 
-from egeunet.host_memory import keep_freed_memory
+from egeunet.host_memory import is_glibc, keep_freed_memory
 
-glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+glibc_only = pytest.mark.skipif(not is_glibc(),
                                 reason="mallopt settings exist only in glibc (Linux); elsewhere keep_freed_memory() does nothing")
 
 # Real training steps (batch 8, 256x256, eager kernels so nothing compiles): minor page faults

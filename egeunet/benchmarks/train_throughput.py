@@ -35,9 +35,9 @@ import multiprocessing
 import platform
 import resource
 import statistics
-import traceback
 import tempfile
 import time
+import traceback
 import types
 from pathlib import Path
 
@@ -50,7 +50,7 @@ from egeunet.evaluate import images_to_tensor
 from egeunet.host_memory import keep_freed_memory
 from egeunet.model import egeunet
 from egeunet.model.egeunet import GHPA, LayerNorm2d, interpolate_bilinear
-from egeunet.model.fast_convs import dilated_depthwise_conv
+from egeunet.model.fast_convs import use_written_out_dilated_convs
 from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms, group_norm_max_pool
 from egeunet.preprocess import Preprocessing
 from egeunet.train import augment, build_model_and_optimizer, deep_supervision_loss, training_batch, training_step
@@ -168,8 +168,7 @@ def _variant(name: str, data: _Data, batch: int):
     if "+ GroupNorm + max-pool backward at pooled resolution" in levers:
         model.stage_norm_pool = group_norm_max_pool
     if "+ dilated depthwise conv backward written out" in levers:
-        for bridge in model.bridges:
-            bridge.dilated_conv = dilated_depthwise_conv
+        use_written_out_dilated_convs(model)
     if "+ compiled LayerNorms" in levers:
         compile_layer_norms(model)
     loss_fn = CompiledKernel(deep_supervision_loss, "loss") if "+ compiled loss" in levers \

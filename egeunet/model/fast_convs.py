@@ -16,10 +16,13 @@ oneDNN's backward, which is faster.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from egeunet.model.egeunet import GAB
 from egeunet.model.fast_norms import CompiledKernel
 
 
@@ -31,14 +34,9 @@ def _depthwise_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, dilation: in
     return torch.stack(taps, 1).view(-1, 1, 3, 3), grad_out.sum((0, 2, 3))
 
 
-_weight_grad: CompiledKernel | None = None
-
-
+@functools.cache  # one kernel (one compile cache) for every bridge, made on first use
 def _weight_grad_kernel() -> CompiledKernel:
-    global _weight_grad
-    if _weight_grad is None:
-        _weight_grad = CompiledKernel(_depthwise_weight_grad, "depthwise weight gradient")
-    return _weight_grad
+    return CompiledKernel(_depthwise_weight_grad, "depthwise weight gradient")
 
 
 class _DilatedDepthwiseConv(torch.autograd.Function):
@@ -79,3 +77,10 @@ def dilated_depthwise_conv(conv: nn.Conv2d, x: torch.Tensor, compiled: bool = Tr
             and x.is_contiguous(memory_format=torch.channels_last)):
         return _DilatedDepthwiseConv.apply(x, conv.weight, conv.bias, conv.dilation[0], compiled)
     return conv(x)
+
+
+def use_written_out_dilated_convs(model: nn.Module, compiled: bool = True) -> None:
+    """Route every group aggregation bridge's dilated convs through :func:`dilated_depthwise_conv`."""
+    for m in model.modules():
+        if isinstance(m, GAB):
+            m.dilated_conv = functools.partial(dilated_depthwise_conv, compiled=compiled)
