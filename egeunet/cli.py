@@ -240,7 +240,7 @@ def bench_main(argv=None) -> int:
     if a.int8_sensitivity:
         from egeunet.benchmarks import int8_sensitivity
 
-        report["int8_sensitivity"] = int8_sensitivity.run(a.data, *((16, 16, 3) if a.quick else ()))
+        report["int8_sensitivity"] = int8_sensitivity.run(a.data, *((16, 16, 3) if a.quick else ()), weights=a.weights)
         table += "\n\nint8 sensitivity (full int8, one block or op type kept float):\n\n" + \
             int8_sensitivity.markdown(report["int8_sensitivity"])
     write_report(report, table, a.json_out, a.md_out)
@@ -255,7 +255,7 @@ def armlab_main(argv=None) -> int:
                                 "`egeunet-bench --emulate`: an arm64 Debian root filesystem with LiteRT, run under "
                                 "qemu-aarch64 with an instruction-counting plugin.")
     p.add_argument("command", choices=["setup", "check"], help="setup: build it (idempotent, needs root, about "
-                   "3 minutes the first time); check: say whether it is ready")
+                   "4 minutes the first time); check: say whether it is ready")
     p.add_argument("--dir", help="where the lab lives (default $EGEUNET_ARMLAB or ~/.cache/egeunet/armlab)")
     a = p.parse_args(argv)
     lab = Path(a.dir) if a.dir else emulate.lab_dir()

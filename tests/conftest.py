@@ -58,3 +58,17 @@ def tflite_exports(tmp_path_factory, isic_root):
                            capture_output=True, text=True, env=env, cwd=root)
         runs[precision] = (r, out)
     return runs
+
+
+def skip_without_cxx_compiler(what: str) -> None:
+    """Skip where no C++ compiler is on PATH (fail under EGEUNET_REQUIRE_DATA=1, set by .ci/run,
+    as for the other tools): inductor (torch.compile on CPU) builds its kernels with one;
+    without one, training runs the eager kernels."""
+    import shutil
+
+    if any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        return
+    reason = f"{what}: no C++ compiler on PATH (g++, c++ or clang++); torch.compile needs one on CPU"
+    if os.environ.get("EGEUNET_REQUIRE_DATA") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)

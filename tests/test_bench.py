@@ -40,6 +40,22 @@ def test_bench_quick_reports_every_linux_format(tflite_exports, isic_root, tmp_p
     assert rows[("onnx", "fp32")]["iou_vs_torch"] >= 0.999 and rows[("tflite", "fp32")]["iou_vs_torch"] >= 0.999
     assert rows[("tflite", "int8")]["ops"] > 0
     assert "| tflite | int8 |" in (tmp_path / "bench.md").read_text()
+    # issue #6's goal figures, read off the same rows (no emulated core here: that one is unmeasured)
+    goals = {g["goal"].split(" (")[0]: g for g in report["int8_goals"]}
+    int8, fp32, torch_row = rows[("tflite", "int8")], rows[("tflite", "fp32")], rows[("torch", "fp32")]
+    assert goals["int8 .tflite size"]["value"] == int8["size_bytes"]
+    assert goals["int8 .tflite size"]["met"] == (int8["size_bytes"] <= 100_000)
+    ratio = int8["latency_ms"]["1"]["p50"] / fp32["latency_ms"]["1"]["p50"]
+    assert goals["int8 / fp32 .tflite latency"]["value"] == pytest.approx(ratio)
+    assert goals["int8 / fp32 .tflite latency"]["met"] == (ratio <= 0.5)
+    assert goals["int8 / fp32 instructions"]["met"] is None
+    assert goals["int8 / fp32 instructions"]["measured"] == "not measured"
+    assert goals["int8 pooled test Dice vs PyTorch fp32"]["value"] == pytest.approx(
+        torch_row["dice_pooled"] - int8["dice_pooled"])
+    assert goals["int8 mask IoU vs PyTorch fp32"]["value"] == int8["iou_vs_torch"]
+    assert goals["fp32 .tflite / PyTorch eager latency"]["value"] == pytest.approx(
+        fp32["latency_ms"]["1"]["p50"] / torch_row["latency_ms"]["1"]["p50"])
+    assert "int8 deployment goal (issue #6)" in (tmp_path / "bench.md").read_text()
 
 
 def test_bench_exports_missing_variants_then_plots(isic_root, tmp_path):

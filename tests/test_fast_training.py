@@ -11,6 +11,8 @@ from egeunet.model.egeunet import LayerNorm2d, layer_norm_2d, upsample_logits_fo
 from egeunet.model.fast_norms import compile_layer_norms, compiled_layer_norm, eager_layer_norms
 from egeunet.train import build_model_and_optimizer, deep_supervision_loss
 
+from conftest import skip_without_cxx_compiler
+
 
 @pytest.mark.parametrize("size_in", [(16, 16), (33, 20), (1, 7)])
 def test_matrix_upsampling_equals_interpolate_forward_and_backward(size_in):
@@ -37,6 +39,8 @@ def test_compiled_layer_norm_equals_eager_forward_and_backward():
     kernel = compiled_layer_norm()
     y_eager = layer_norm_2d(x, norm.weight, norm.bias, norm.eps)
     y_comp = kernel(x, norm.weight, norm.bias, norm.eps)
+    if kernel.failed is not None:
+        skip_without_cxx_compiler("the compiled LayerNorm")  # else a compiler is there: a real failure
     assert kernel.failed is None, kernel.failed
     torch.testing.assert_close(y_comp, y_eager, atol=1e-5, rtol=1e-5)
     g = torch.randn_like(y_eager)

@@ -217,6 +217,10 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
                             benchmark_model=benchmark_model, emulate=emulate, device_images=device_images)
     report = {"machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "n_images": len(split),
               "quick": quick, "threads": list(threads), "rows": [asdict(r) for r in rows]}
+    if any(r.format == "tflite" and r.precision == "int8" and r.device is None for r in rows):
+        from egeunet.benchmarks.goals import deployment_goals
+
+        report["int8_goals"] = deployment_goals(report)
     if plots:
         from egeunet.benchmarks.plots import write_plots
 
@@ -304,4 +308,8 @@ def markdown(report: dict) -> str:
             lines.append(f"| {r['device']} | {r['precision']} | {r['instructions_per_inference'] / 1e6:,.1f} M | {ratio} | "
                          f"{(c.get('sdot', 0) + c.get('udot', 0)) / 1e6:,.2f} M | {c.get('fmla', 0) / 1e6:,.2f} M | "
                          f"{sum(c.get(k, 0) for k in ('smlal', 'umlal', 'smull', 'umull')) / 1e6:,.2f} M |")
+    if report.get("int8_goals"):
+        from egeunet.benchmarks import goals
+
+        lines += ["", goals.markdown(report["int8_goals"])]
     return "\n".join(lines)

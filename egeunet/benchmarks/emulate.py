@@ -103,7 +103,7 @@ def check_lab(lab: Path) -> None:
     missing = [str(p) for p in need if not p.exists()]
     if missing:
         raise RuntimeError(f"the emulated Cortex-A lab is not set up at {lab} (missing {missing[0]}): run "
-                           "`egeunet-armlab setup` first (as root, about 3 minutes; or set $EGEUNET_ARMLAB)")
+                           "`egeunet-armlab setup` first (as root, about 4 minutes; or set $EGEUNET_ARMLAB)")
 
 
 def available_cpus(qemu: str) -> list[str]:
