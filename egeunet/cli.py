@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,70 @@ def _user_errors(fn):
     return wrapper
 
 
+def _int_at_least(low: int):
+    """argparse type: an integer >= ``low`` (0 or a negative would silently mean "no limit",
+    drop work, or fail deep inside a library)."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, not {n}")
+        return n
+
+    return parse
+
+
+def _threads(text: str) -> int:
+    """argparse type for --threads: >= 1, and at most 4x this machine's CPUs (torch segfaults
+    on absurd counts; more threads than that only measures contention)."""
+    n = _int_at_least(1)(text)
+    cap = 4 * (os.cpu_count() or 1)
+    if n > cap:
+        raise argparse.ArgumentTypeError(f"{n} threads is more than 4x this machine's {os.cpu_count()} CPUs "
+                                         f"(at most {cap})")
+    return n
+
+
+def _fraction(text: str) -> float:
+    """argparse type: a number in [0, 1]; NaN is refused (it would disable a gate and is not JSON)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v <= 1.0:  # False for NaN too
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], not {text}")
+    return v
+
+
+def _output_folder(path: str | Path, flag: str, given: str | None = None) -> Path:
+    """``path`` as a folder to write into, checked before any work: neither it nor a folder above
+    it may be a file, and the nearest one that exists must be writable. ``given``: what the user
+    typed, for the message (a file's path when ``path`` is its folder)."""
+    p, given = Path(path), given or str(path)
+    nearest = next(q for q in (p, *p.parents) if q.exists() or q.is_symlink())
+    if not nearest.is_dir():
+        where = "is a file" if str(nearest) == given else f"{nearest} is a file"
+        raise ValueError(f"{flag} {given}: {where}, not a folder")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {given}: {nearest} is not writable")
+    return p
+
+
+def _output_file(path: str | None, flag: str) -> Path | None:
+    """``path`` as a file written at the end of a run, checked (and its folder made) before any
+    work, so that a typo does not cost the whole run."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag} {path}: is a folder; give a file name")
+    _output_folder(p.parent, flag, given=path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
 @_user_errors
 def train_main(argv=None) -> int:
     from egeunet.data import resolve_data_root
@@ -44,13 +109,14 @@ def train_main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-2)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=_threads, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
-    p.add_argument("--stop-after-epoch", type=int, metavar="N",
+    p.add_argument("--stop-after-epoch", type=_int_at_least(1), metavar="N",
                    help="stop after epoch N (the cosine schedule still spans --epochs); continue later with --resume")
-    p.add_argument("--limit-train", type=int, help="use only the first N train images (smoke runs)")
-    p.add_argument("--limit-val", type=int, help="use only the first N val images")
+    p.add_argument("--limit-train", type=_int_at_least(1), metavar="N",
+                   help="use only the first N train images (smoke runs)")
+    p.add_argument("--limit-val", type=_int_at_least(1), metavar="N", help="use only the first N val images")
     p.add_argument("--no-compile", action="store_true",
                    help="eager LayerNorms and loss instead of compiled ones (same results, slower; no C++ compiler needed)")
     p.add_argument("--norms", choices=["paper", "batch"], default="paper",
@@ -62,6 +128,7 @@ def train_main(argv=None) -> int:
     p.add_argument("--plot-every", type=int, default=1, metavar="N", help="redraw curves.png every N epochs")
     p.add_argument("--quiet", action="store_true", help="no progress bars (log lines only)")
     a = p.parse_args(argv)
+    _output_folder(a.out, "--out")
     cfg = TrainConfig(data=str(resolve_data_root(a.data)), out=a.out, epochs=a.epochs, batch_size=a.batch_size,
                       lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, seed=a.seed, resume=a.resume, stop_after_epoch=a.stop_after_epoch,
                       limit_train=a.limit_train, limit_val=a.limit_val, compiled_kernels=not a.no_compile, norms=a.norms,
@@ -84,11 +151,12 @@ def eval_main(argv=None) -> int:
     p.add_argument("--weights", help="a .safetensors checkpoint with its .json sidecar, or a shipped model: egeunet "
                    "(the default) or egeunet-bn")
     p.add_argument("--json", dest="json_out", help="write the metrics as JSON here")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--limit", type=int, help="evaluate only the first N images of the split")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="B",
+    p.add_argument("--threads", type=_threads)
+    p.add_argument("--limit", type=_int_at_least(1), metavar="N", help="evaluate only the first N images of the split")
+    p.add_argument("--bootstrap", type=_int_at_least(0), default=0, metavar="B",
                    help="add 95%% bootstrap confidence intervals (B resamples of the images) and per-image scores")
     a = p.parse_args(argv)
+    json_out = _output_file(a.json_out, "--json")
     if a.threads:
         import torch
 
@@ -106,9 +174,8 @@ def eval_main(argv=None) -> int:
             cis = (result["ci95"][kind][m] for m in METRICS)
             print(f"{'  95% CI':10s} " + "  ".join(f"{m} {lo:.4f}-{hi:.4f}" for m, (lo, hi) in zip(METRICS, cis)))
     print(f"{result['n_images']} {a.split} images from {folder.root}, threshold {pre.threshold}")
-    if a.json_out:
-        Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(a.json_out, result)
+    if json_out:
+        atomic_write_json(json_out, result)
     return 0
 
 
@@ -135,7 +202,8 @@ def export_main(argv=None) -> int:
     p.add_argument("--num-calib", type=int, default=DEFAULT_NUM_CALIB, help="calibration images (default %(default)s)")
     p.add_argument("--num-verify", type=int, default=DEFAULT_NUM_VERIFY, help="parity images (default %(default)s)")
     p.add_argument("--data", help="data root for calibration/parity images (default $EGEUNET_DATA or ../shared/data/isic2018)")
-    p.add_argument("--min-iou", type=float, help="parity gate: minimum mask IoU vs PyTorch fp32 (default per format)")
+    p.add_argument("--min-iou", type=_fraction, help="parity gate: minimum mask IoU vs PyTorch fp32, 0 to 1 "
+                   "(default per format)")
     p.add_argument("--output", choices=("logits", "probs"), default="logits", help="model output (default %(default)s)")
     p.add_argument("--out", help="output folder (default exports/TARGET-PRECISION)")
     a = p.parse_args(argv)
@@ -162,7 +230,7 @@ def export_main(argv=None) -> int:
 
 @_user_errors
 def predict_main(argv=None) -> int:
-    from egeunet.predict import collect_images, predict_many
+    from egeunet.predict import collect_named_images, predict_many
     from egeunet.runtimes import open_runtime
 
     p = argparse.ArgumentParser(prog="egeunet-predict", description="Segment images: mask PNG at the original "
@@ -170,10 +238,14 @@ def predict_main(argv=None) -> int:
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     p.add_argument("--model", help="a .safetensors, .onnx, .tflite or .mlpackage, or a shipped model: egeunet "
                    "(the default) or egeunet-bn")
-    p.add_argument("--out", default="predictions", help="output folder (default %(default)s)")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--out", default="predictions", help="output folder (default %(default)s); outputs are named "
+                   "after each image's path under the folder given (DIR/a/x.jpg -> OUT/a/x_mask.png, "
+                   "OUT/a/x_overlay.png), images sharing a name keep their extension (x.jpg_mask.png beside "
+                   "x.png_mask.png), and names that would still clash are refused before anything is written")
+    p.add_argument("--threads", type=_threads)
     a = p.parse_args(argv)
-    files = collect_images(a.inputs)
+    _output_folder(a.out, "--out")
+    files = collect_named_images(a.inputs)
     if not files:
         raise ValueError(f"no image files in {' '.join(a.inputs)}")
     from tqdm import tqdm
@@ -205,9 +277,9 @@ def bench_main(argv=None) -> int:
                    "(default: the shipped weights); use one --exports folder per model")
     p.add_argument("--formats", nargs="+", help="only these targets or target-precision keys (e.g. torch tflite-int8)")
     p.add_argument("--data", help="data root for the test split (default $EGEUNET_DATA or ../shared/data/isic2018)")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--threads", type=_threads, nargs="+", default=[1, 2, 4])
     p.add_argument("--quick", action="store_true", help="16 images, 10 timed runs: a smoke test, not a measurement")
-    p.add_argument("--min-iou", type=float, default=0.9, help="mask IoU vs torch below this marks parity-failed")
+    p.add_argument("--min-iou", type=_fraction, default=0.9, help="mask IoU vs torch below this marks parity-failed")
     p.add_argument("--json", dest="json_out")
     p.add_argument("--md", dest="md_out")
     p.add_argument("--plots", metavar="DIR", help="write latency_vs_size.png, dice_per_format.png, overlays.png here")
@@ -225,9 +297,13 @@ def bench_main(argv=None) -> int:
     d.add_argument("--emulate", nargs="+", default=[], metavar="CORE", help="also run on emulated cores "
                    "(cortex-a76 cortex-a72 cortex-a55): parity with this machine and instructions per inference; "
                    "needs `egeunet-armlab setup` once")
-    d.add_argument("--device-images", type=int, help="test images for Dice and parity on a device "
+    d.add_argument("--device-images", type=_int_at_least(1), help="test images for Dice and parity on a device "
                    "(default: SSH 64, emulated 8; --quick: 16 and 4)")
     a = p.parse_args(argv)
+    _output_file(a.json_out, "--json")  # made and checked now: a typo must not cost the whole run
+    _output_file(a.md_out, "--md")
+    if a.plots:
+        _output_folder(a.plots, "--plots")
     try:
         report = run(a.exports, a.data, tuple(a.threads), a.quick, a.formats, a.min_iou, a.plots,
                      make_missing=not a.no_export, remote=a.remote, remote_python=a.remote_python,

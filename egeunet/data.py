@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,15 +81,19 @@ class SegmentationFolder:
     def _read_splits(path: Path) -> dict[str, list[str]]:
         if not path.is_file():
             raise DataError(f"{path}: missing file (a CSV with columns id,split)")
+        try:
+            # utf-8-sig: Excel writes a byte-order mark, which would otherwise stick to the 'id' header
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8 CSV") from None
         out: dict[str, list[str]] = {}
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or not {"id", "split"} <= set(reader.fieldnames):
-                raise DataError(f"{path}: needs a header 'id,split', found {reader.fieldnames}")
-            for line, row in enumerate(reader, start=2):
-                if not row["id"] or not row["split"]:
-                    raise DataError(f"{path}:{line}: empty id or split")
-                out.setdefault(row["split"].strip(), []).append(row["id"].strip())
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if reader.fieldnames is None or not {"id", "split"} <= set(reader.fieldnames):
+            raise DataError(f"{path}: needs a header 'id,split', found {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            if not row["id"] or not row["split"]:
+                raise DataError(f"{path}:{line}: empty id or split")
+            out.setdefault(row["split"].strip(), []).append(row["id"].strip())
         return out
 
     def ids(self, split: str) -> list[str]:
@@ -120,7 +125,7 @@ class SegmentationFolder:
         try:
             with Image.open(mpath) as m:
                 mask = np.asarray(m.convert("L"))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"{mpath}: not a readable mask image ({e.__class__.__name__})") from None
         if mask.shape != image.shape[:2]:
             raise DataError(f"{mpath}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
@@ -129,6 +134,8 @@ class SegmentationFolder:
         return resize_image(image, size), mask
 
     def load_split(self, split: str, size: int = 256, limit: int | None = None, progress: bool = False) -> SplitArrays:
+        if limit is not None and limit < 1:  # 0 would silently mean "all of them"
+            raise DataError(f"limit must be >= 1 (or None for the whole split), not {limit}")
         ids = self.ids(split)[:limit] if limit else self.ids(split)
         images = np.empty((len(ids), size, size, 3), np.uint8)
         masks = np.empty((len(ids), size, size), np.uint8)

@@ -4,6 +4,7 @@ the lesion contour, and the lesion area in percent."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,14 +31,34 @@ class Prediction:
 
 def collect_images(inputs: list[str | Path]) -> list[Path]:
     """Files as given, folders expanded (sorted, recursive) to their image files."""
-    files: list[Path] = []
+    return list(collect_named_images(inputs))
+
+
+def collect_named_images(inputs: list[str | Path]) -> dict[Path, str]:
+    """{image file: the name its outputs take in the output folder}, files as given and folders
+    expanded (sorted, recursive). The name is the file's path under the folder it was found in
+    without the extension (DIR/a/x.jpg -> "a/x"), or its stem when given directly; images that
+    would share a name keep their extension (x.jpg -> "x.jpg", x.png -> "x.png"). Names that
+    clash even so are refused here, before anything is written: one output would overwrite
+    another."""
+    found: dict[Path, Path] = {}  # file -> its path relative to the folder given (or its name)
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            for f in sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES):
+                found.setdefault(f, f.relative_to(p))
         else:
-            files.append(p)  # missing or unreadable files are reported when read
-    return files
+            found.setdefault(p, Path(p.name))  # missing or unreadable files are reported when read
+    stems = {f: rel.with_suffix("").as_posix() for f, rel in found.items()}
+    shared = Counter(s.casefold() for s in stems.values())
+    names = {f: stems[f] if shared[stems[f].casefold()] == 1 else rel.as_posix() for f, rel in found.items()}
+    seen: dict[str, Path] = {}
+    for f, name in names.items():
+        other = seen.setdefault(name.casefold(), f)  # casefold: x.png and X.png clash on macOS / Windows
+        if other != f:
+            raise ValueError(f"{other} and {f} would both be written as {name}_mask.png in the output folder; "
+                             "give their folder instead, or predict them in separate runs")
+    return names
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.35) -> np.ndarray:
@@ -50,12 +71,15 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.35) -> np.ndar
     return out.round().astype(np.uint8)
 
 
-def predict_file(runtime: Runtime, path: Path, out: Path) -> Prediction:
+def predict_file(runtime: Runtime, path: Path, out: Path, name: str | None = None) -> Prediction:
+    """Writes ``out/NAME_mask.png`` and ``out/NAME_overlay.png``; ``name`` (default: the file's
+    stem) may hold sub-folders, as :func:`collect_named_images` gives."""
     image = read_image(path)
     mask = runtime.predict_mask(image)
-    out.mkdir(parents=True, exist_ok=True)
-    mask_path = out / f"{path.stem}_mask.png"
-    overlay_path = out / f"{path.stem}_overlay.png"
+    name = name or path.stem
+    mask_path = out / f"{name}_mask.png"
+    overlay_path = out / f"{name}_overlay.png"
+    mask_path.parent.mkdir(parents=True, exist_ok=True)
     _save_png(mask.astype(np.uint8) * 255, mask_path)
     _save_png(overlay(image, mask), overlay_path)
     return Prediction(path, mask_path, overlay_path, 100.0 * float(mask.mean()), (image.shape[1], image.shape[0]))
@@ -67,15 +91,18 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
     tmp.replace(path)
 
 
-def predict_many(runtime: Runtime, files: list[Path], out: Path, progress: bool = True):
-    """Yields (path, Prediction or error message) for each file; never stops on a bad file."""
-    it = files
-    if progress and len(files) > 1:
+def predict_many(runtime: Runtime, files: list[Path] | dict[Path, str], out: Path, progress: bool = True):
+    """Yields (path, Prediction or error message) for each file; never stops on a bad file.
+    ``files`` may map each file to its output name, as :func:`collect_named_images` does for a
+    list (so that two files with the same stem never overwrite each other's outputs)."""
+    names = files if isinstance(files, dict) else collect_named_images(files)
+    it = list(files)
+    if progress and len(it) > 1:
         from tqdm import tqdm
 
-        it = tqdm(files, desc="predict", unit="img")
+        it = tqdm(it, desc="predict", unit="img")
     for path in it:
         try:
-            yield path, predict_file(runtime, path, out)
+            yield path, predict_file(runtime, path, out, names.get(path))
         except ImageReadError as e:
             yield path, str(e)

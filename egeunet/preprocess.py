@@ -20,6 +20,7 @@ and it lets an int8 model take raw uint8 pixels.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,17 +67,41 @@ class ImageReadError(ValueError):
     """A file that is not a readable image; the message names the file."""
 
 
+# The largest image read_image decodes: 100 megapixels. Dermoscopy images reach ~30 MP (ISIC's
+# largest are 6688x4459) and camera sensors ~100 MP, while predicting on 100 MP already holds
+# ~1.5 GB (RGB, the float32 overlay and probability map at full size). A file that declares more
+# is almost surely a decompression bomb (a few KB of PNG can declare 15000x15000): it is refused
+# from its header, before decoding, like any unreadable file. Pillow's own guard (a warning
+# above ~89 MP, an error above ~179 MP) is replaced by this one, so that legal images give no
+# raw DecompressionBombWarning.
+MAX_IMAGE_PIXELS = 100_000_000
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode any image file to an RGB uint8 array (H, W, 3), EXIF orientation applied."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return to_rgb_uint8(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                _check_pixel_count(path, *im.size)
+                im = ImageOps.exif_transpose(im)
+                return to_rgb_uint8(im)
+    except ImageReadError:
+        raise
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
+    except Image.DecompressionBombError as e:  # more than Pillow's own limit: refused on opening
+        raise ImageReadError(f"{path}: not a readable image (too large: {e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+
+
+def _check_pixel_count(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageReadError(f"{path}: not a readable image (too large: {width}x{height} is "
+                             f"{width * height / 1e6:.0f} megapixels, more than the {MAX_IMAGE_PIXELS / 1e6:.0f} "
+                             "allowed; a guard against decompression bombs)")
 
 
 def to_rgb_uint8(im: Image.Image) -> np.ndarray:

@@ -246,17 +246,26 @@ def train(cfg: TrainConfig) -> dict:
 
     On CPU this sets glibc's allocator to keep freed memory (``egeunet.host_memory``): a
     process-wide setting that stays after ``train`` returns (the process keeps its peak memory)."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError(f"epochs and batch size must be >= 1 (got {cfg.epochs}, {cfg.batch_size})")
+    # 0 would silently mean "no limit" (or, for stop_after_epoch, end before the first epoch)
+    for name in ("threads", "stop_after_epoch", "limit_train", "limit_val"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(cfg, name)}")
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    last_path, best_path, state_path = out / "last.safetensors", out / "best.safetensors", out / "last.state.safetensors"
+    log_csv = out / "log.csv"
+    last_epoch = min(cfg.epochs, cfg.stop_after_epoch or cfg.epochs)
+    if cfg.resume:
+        _check_work_left(out, state_path, last_epoch, cfg.epochs)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     cuda = _setup_device(cfg.device)
     if not cuda:
         keep_freed_memory()  # no page faults on each step's buffers (egeunet.host_memory)
-    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path, state_path = out / "last.safetensors", out / "best.safetensors", out / "last.state.safetensors"
-    log_csv = out / "log.csv"
 
     folder = SegmentationFolder(cfg.data)
     train_split = folder.load_split("train", cfg.size, cfg.limit_train, progress=cfg.progress)
@@ -269,8 +278,6 @@ def train(cfg: TrainConfig) -> dict:
                                                           cfg.device)
     start_epoch, best_dice, log_rows = 0, -1.0, []
     if cfg.resume:
-        if not (last_path.is_file() and state_path.is_file()):
-            raise CheckpointError(f"{out}: nothing to resume (no last.safetensors / last.state.safetensors)")
         meta = read_sidecar(last_path)
         if meta["config"].get("norms", "paper") != cfg.norms:
             raise CheckpointError(f"{last_path}: trained with norms={meta['config'].get('norms', 'paper')!r}; "
@@ -297,7 +304,6 @@ def train(cfg: TrainConfig) -> dict:
     graphed: GraphedTrainingStep | None = None
     eval_batch = 64 if cuda else 16
     summary: dict = {}
-    last_epoch = min(cfg.epochs, cfg.stop_after_epoch or cfg.epochs)
     for epoch in range(start_epoch + 1, last_epoch + 1):
         # Seeding per epoch makes a resumed run draw the same batches as an uninterrupted one.
         gen.manual_seed(cfg.seed * 100_003 + epoch)
@@ -354,6 +360,21 @@ def train(cfg: TrainConfig) -> dict:
     summary.update({"best": str(best_path), "last": str(last_path), "log": str(log_csv)})
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _check_work_left(out: Path, state_path: Path, last_epoch: int, epochs: int) -> None:
+    """Before any work: a resumed run must have a saved state and an epoch left to train up to
+    ``last_epoch``; otherwise the loop would not run and summary.json would lose its figures."""
+    if not (out / "last.safetensors").is_file() or not state_path.is_file():
+        raise CheckpointError(f"{out}: nothing to resume (no last.safetensors / last.state.safetensors)")
+    done = int(load_tensors(state_path).get("_epoch", torch.tensor(0)))
+    if done >= epochs:
+        where = f"already finished epoch {done} of {epochs}" if done == epochs else \
+            f"is at epoch {done}, past --epochs {epochs}"
+        raise ValueError(f"nothing to do: the run in {out} {where}")
+    if done >= last_epoch:
+        raise ValueError(f"nothing to do: the run in {out} is at epoch {done} already; "
+                         f"--stop-after-epoch {last_epoch} must be later")
 
 
 def _setup_device(device: str) -> bool:

@@ -126,3 +126,43 @@ def test_bench_refuses_files_made_from_other_weights_than_its_pytorch_row(tflite
     assert (row["format"], row["precision"], row["status"]) == ("tflite", "fp32", "failed")
     assert "other weights" in row["reason"] and "--exports" in row["reason"]
     assert row["iou_vs_torch"] is None
+
+
+def _exit_code(main, args):
+    """A CLI ``main`` run in this process (no interpreter start-up); argparse's refusals exit."""
+    try:
+        return main(args)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--formats", "bogus", "onnx"], "--formats: unknown bogus (choose from: torch, "),
+    (["--exports", "nonexistent", "--no-export"], "--exports nonexistent: no such folder"),
+    (["--threads", "-1"], "--threads: must be >= 1"),
+    (["--min-iou", "nan"], "--min-iou: must lie in [0, 1]"),
+    (["--json", "adir"], "--json adir: is a folder; give a file name"),
+    (["--md", "afile/b.md"], "--md afile/b.md: afile is a file, not a folder"),
+])
+def test_bad_bench_arguments_are_refused_before_any_work(args, message, isic_root, tmp_path, capsys, monkeypatch):
+    from egeunet.cli import bench_main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("not a folder")
+    assert _exit_code(bench_main, ["--quick", "--data", str(isic_root), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "exports").exists()
+
+
+def test_bench_names_a_malformed_manifest(isic_root, tmp_path, capsys):
+    from egeunet.cli import bench_main
+
+    (tmp_path / "exports" / "odd").mkdir(parents=True)
+    (tmp_path / "exports" / "odd" / "manifest.json").write_text("{}")
+    assert bench_main(["--quick", "--no-export", "--exports", str(tmp_path / "exports"), "--data", str(isic_root),
+                       "--threads", "1", "--formats", "onnx", "--json", str(tmp_path / "new" / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert "odd/manifest.json: not a complete manifest (no 'file', 'target'" in err and "Traceback" not in err, err
+    assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "b.json").exists()  # folder made up front

@@ -22,8 +22,14 @@ def test_round_trip_restores_weights_config_and_preprocessing(tmp_path):
 
 
 def test_corrupt_missing_and_mismatched_checkpoints_fail_clearly(tmp_path):
-    with pytest.raises(CheckpointError, match="missing JSON sidecar"):
+    with pytest.raises(CheckpointError, match="absent.safetensors: no such weights file"):
         load_checkpoint(tmp_path / "absent.safetensors")
+    (tmp_path / "lonely.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(CheckpointError, match="missing JSON sidecar"):
+        load_checkpoint(tmp_path / "lonely.safetensors")
+    (tmp_path / "model.onnx").write_bytes(b"an export")
+    with pytest.raises(CheckpointError, match="model.onnx: not a PyTorch checkpoint; expected a .safetensors"):
+        load_checkpoint(tmp_path / "model.onnx")
 
     path = save_checkpoint(tmp_path / "w.safetensors", egeunet(), PRE)
     path.write_bytes(b"\x00" * 20)

@@ -95,3 +95,23 @@ def test_cli_reports_bad_data_in_one_line_without_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "nope" in r.stderr
+
+
+def test_splits_csv_with_a_byte_order_mark_is_read(small_copy):
+    root, ids = small_copy
+    text = (root / "splits.csv").read_text()
+    (root / "splits.csv").write_bytes(text.encode("utf-8-sig"))  # as Excel saves "CSV UTF-8"
+    assert SegmentationFolder(root).ids("train") == ids
+
+
+def test_splits_csv_not_in_utf8_is_named(small_copy):
+    root, ids = small_copy
+    (root / "splits.csv").write_bytes("id,split\nlésion,train\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"splits.csv: not UTF-8 text \(byte 10"):
+        SegmentationFolder(root)
+
+
+def test_zero_limit_is_refused_not_read_as_no_limit(small_copy):
+    root, _ = small_copy
+    with pytest.raises(DataError, match="limit must be >= 1"):
+        SegmentationFolder(root).load_split("train", 64, limit=0)

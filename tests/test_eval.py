@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 
 from egeunet.metrics import METRICS
 from egeunet.model import count_parameters
@@ -68,3 +69,43 @@ def test_eval_bootstrap_adds_intervals_and_per_image_scores(isic_root, tmp_path)
     assert lo <= res["pooled"]["dice"] <= hi
     assert len(res["images"]) == 24 and {"id", "dice", "iou"} <= set(res["images"][0])
     assert "95% CI" in r.stdout
+
+
+def _exit_code(main, args):
+    """A CLI ``main`` run in this process (no interpreter start-up); argparse's refusals exit."""
+    try:
+        return main(args)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--limit", "0"], "--limit: must be >= 1, not 0"),
+    (["--limit", "-3"], "--limit: must be >= 1, not -3"),
+    (["--bootstrap", "-5"], "--bootstrap: must be >= 0, not -5"),
+    (["--threads", "-1"], "--threads: must be >= 1"),
+    (["--json", "adir"], "--json adir: is a folder; give a file name"),
+    (["--json", "afile/out.json"], "--json afile/out.json: afile is a file, not a folder"),
+    (["--weights", "nonexist.safetensors"], "nonexist.safetensors: no such weights file"),
+    (["--weights", "model.onnx"], "model.onnx: not a PyTorch checkpoint; expected a .safetensors file"),
+])
+def test_bad_eval_arguments_are_one_line_errors_before_any_work(args, message, isic_root, tmp_path, capsys,
+                                                                 monkeypatch):
+    from egeunet.cli import eval_main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "model.onnx").write_bytes(b"an exported file, not a checkpoint")
+    assert _exit_code(eval_main, ["--data", str(isic_root), "--split", "val", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_eval_json_in_a_missing_folder_is_made(isic_root, tmp_path, capsys):
+    from egeunet.cli import eval_main
+
+    out = tmp_path / "new" / "sub" / "m.json"
+    assert eval_main(["--data", str(isic_root), "--split", "val", "--limit", "2", "--threads", "1",
+                      "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["n_images"] == 2

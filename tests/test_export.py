@@ -81,6 +81,8 @@ def test_parity_failure_exits_nonzero_and_leaves_no_artifact(tmp_path, isic_root
     (["--target", "tflite", "--int8", "--calib", "EMPTY"], "--calib applies to --full-integer"),
     (["--target", "onnx", "--full-integer"], "--full-integer goes with --target tflite --int8"),
     (["--target", "onnx", "--out", "/proc/egeunet-no"], "cannot create the output folder"),
+    (["--target", "onnx", "--min-iou", "nan"], "--min-iou: must lie in [0, 1], not nan"),
+    (["--target", "onnx", "--min-iou", "1.5"], "--min-iou: must lie in [0, 1], not 1.5"),
 ])
 def test_cli_errors_are_one_line(args, message, tmp_path):
     (tmp_path / "EMPTY").mkdir()
@@ -109,3 +111,14 @@ def test_calibration_sources(tmp_path, isic_root, caplog):
     assert src == "synthetic" and "SYNTHETIC" in caplog.text
     syn = synthetic_dermoscopy(4, 64)
     assert syn.dtype == np.uint8 and syn.std() > 10
+
+
+def test_export_refuses_a_folder_that_holds_another_export(tmp_path):
+    """Two variants in one --out would leave the first beside a manifest that is not its own."""
+    (tmp_path / "egeunet_int8.tflite").write_bytes(b"an earlier export")
+    (tmp_path / "manifest.json").write_text(json.dumps({"file": "egeunet_int8.tflite", "target": "tflite"}))
+    with pytest.raises(ValueError, match="already holds another export .manifest.json describes 'egeunet_int8.tflite'"):
+        export("onnx", out=tmp_path, num_verify=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["egeunet_int8.tflite", "manifest.json"]
+    with pytest.raises(ValueError, match="min_iou must be a number, not nan"):
+        export("onnx", out=tmp_path / "o", min_iou=float("nan"))

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -66,3 +67,106 @@ def test_grayscale_rgba_and_16bit_inputs(tmp_path):
     for n in ("g", "a", "d"):
         with Image.open(tmp_path / "o" / f"{n}_mask.png") as m:
             assert m.size == (70, 90)
+
+
+def _exit_code(main, args):
+    """A CLI ``main`` run in this process (no interpreter start-up); argparse's refusals exit."""
+    try:
+        return main(args)
+    except SystemExit as e:
+        return e.code
+
+
+def _png_header_only(path, width, height):
+    """A PNG of a few bytes that declares ``width`` x ``height`` (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+
+
+def test_images_with_the_same_stem_get_their_own_outputs(tmp_path, capsys, monkeypatch):
+    from egeunet.cli import predict_main
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    for rel in ("coll/d1/x.png", "coll/d2/x.png", "coll/y.jpg", "coll/y.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40 + len(rel), 30, 3), dtype=np.uint8)).save(tmp_path / rel)
+    assert _exit_code(predict_main, ["coll", "--out", "o"]) == 0, capsys.readouterr().err
+    for name, rel in (("d1/x", "coll/d1/x.png"), ("d2/x", "coll/d2/x.png"), ("y.jpg", "coll/y.jpg"),
+                      ("y.png", "coll/y.png")):
+        with Image.open(tmp_path / "o" / f"{name}_mask.png") as m, Image.open(tmp_path / rel) as src:
+            assert m.size == src.size, name  # each image's own mask, none overwritten
+        assert (tmp_path / "o" / f"{name}_overlay.png").is_file()
+
+
+def test_outputs_that_would_still_clash_are_refused_before_writing(tmp_path, capsys, monkeypatch):
+    from egeunet.cli import predict_main
+
+    monkeypatch.chdir(tmp_path)
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        Image.new("RGB", (20, 20)).save(tmp_path / d / "x.png")
+    assert _exit_code(predict_main, ["a/x.png", "b/x.png", "--out", "o"]) == 2
+    err = capsys.readouterr().err
+    assert "a/x.png and b/x.png would both be written as x.png_mask.png" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("out, message", [
+    ("afile", "--out afile: is a file, not a folder"),
+    ("afile/sub", "--out afile/sub: afile is a file, not a folder"),
+])
+def test_out_that_cannot_be_a_folder_is_refused_up_front(out, message, tmp_path, capsys, monkeypatch):
+    from egeunet.cli import predict_main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a folder")
+    Image.new("RGB", (20, 20)).save(tmp_path / "x.png")
+    assert _exit_code(predict_main, ["x.png", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("threads, message", [("-1", "must be >= 1"), ("0", "must be >= 1"),
+                                              ("100000", "100000 threads is more than 4x")])
+def test_bad_thread_counts_are_refused(threads, message, tmp_path, capsys, monkeypatch):
+    from egeunet.cli import predict_main
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (20, 20)).save(tmp_path / "x.png")
+    assert _exit_code(predict_main, ["x.png", "--threads", threads]) == 2
+    err = capsys.readouterr().err
+    assert f"--threads: {message}" in err and "Traceback" not in err, err
+
+
+def test_decompression_bomb_is_skipped_like_an_unreadable_file(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    _png_header_only(src / "bomb.png", 15000, 15000)
+    Image.new("RGB", (30, 20), (200, 150, 140)).save(src / "ok.png")
+    r = _predict([str(src), "--out", "o"], tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "skipped: " in r.stderr and "bomb.png: not a readable image (too large" in r.stderr
+    assert (tmp_path / "o" / "ok_mask.png").is_file()
+
+
+def test_large_but_legal_image_gives_no_pillow_warning(tmp_path):
+    """9500x9500 is above Pillow's warning threshold (~89 MP) but within read_image's limit:
+    no raw DecompressionBombWarning (the header-only file then fails as unreadable)."""
+    import warnings
+
+    from egeunet.preprocess import ImageReadError, read_image
+
+    path = tmp_path / "big.png"
+    _png_header_only(path, 9500, 9500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImageReadError, match="big.png: not a readable image") as e:
+            read_image(path)
+    assert "too large" not in str(e.value)

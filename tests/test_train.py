@@ -1,7 +1,9 @@
+import json
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from egeunet.data import SegmentationFolder, channel_stats
@@ -80,3 +82,56 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(isic_root, tmp_pat
 def test_resume_without_a_run_is_a_clear_error(isic_root, tmp_path):
     r = _train_cli(["--data", str(isic_root), "--epochs", "1", "--out", "empty", "--resume"], tmp_path)
     assert r.returncode == 2 and "nothing to resume" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_resume_of_a_finished_run_says_nothing_to_do_and_leaves_summary_alone(isic_root, tmp_path):
+    common = ["--data", str(isic_root), "--limit-train", "2", "--limit-val", "2", "--threads", "1", "--no-compile",
+              "--quiet", "--out", "run"]
+    r = _train_cli([*common, "--epochs", "2", "--stop-after-epoch", "1"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = (tmp_path / "run" / "summary.json").read_bytes()
+    for extra, message in ((["--epochs", "1"], "already finished epoch 1 of 1"),
+                           (["--epochs", "2", "--stop-after-epoch", "1"], "--stop-after-epoch 1 must be later")):
+        r = _train_cli([*common, *extra, "--resume"], tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert "nothing to do" in r.stderr and message in r.stderr, r.stderr
+        assert (tmp_path / "run" / "summary.json").read_bytes() == summary
+    r = _train_cli([*common, "--epochs", "2", "--resume"], tmp_path)  # the epoch that is left still runs
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["epoch"] == 2
+
+
+def _exit_code(main, args):
+    """A CLI ``main`` run in this process (no interpreter start-up); argparse's refusals exit."""
+    try:
+        return main(args)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stop-after-epoch", "0"], "--stop-after-epoch: must be >= 1"),
+    (["--stop-after-epoch", "-1"], "--stop-after-epoch: must be >= 1"),
+    (["--limit-train", "0"], "--limit-train: must be >= 1"),
+    (["--limit-val", "-2"], "--limit-val: must be >= 1"),
+    (["--threads", "-1"], "--threads: must be >= 1"),
+    (["--threads", "100000"], "more than 4x"),
+    (["--out", "afile"], "--out afile: is a file, not a folder"),
+])
+def test_bad_train_arguments_are_refused_before_any_work(args, message, isic_root, tmp_path, capsys, monkeypatch):
+    from egeunet.cli import train_main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a folder")
+    assert _exit_code(train_main, ["--data", str(isic_root), "--epochs", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_api_refuses_zero_limits(isic_root, tmp_path):
+    from egeunet.train import TrainConfig, train
+
+    with pytest.raises(ValueError, match="--limit-val must be >= 1, not 0"):
+        train(TrainConfig(data=str(isic_root), out=str(tmp_path / "o"), limit_val=0))
+    assert not (tmp_path / "o").exists()

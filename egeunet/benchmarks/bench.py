@@ -58,14 +58,39 @@ def discover(exports: Path, weights: Path | None = None) -> list[tuple[str, str,
     """(format, precision, path, manifest) for PyTorch (``weights``, default the shipped
     ones: path None) and every artifact under ``exports``."""
     from egeunet.model.checkpoint import PRETRAINED
+    from egeunet.runtimes.base import load_manifest_file
 
     found = [("torch", "fp32", weights, {"bytes": Path(weights or PRETRAINED).stat().st_size})]
     for man_path in sorted(exports.glob("*/manifest.json")):
-        man = json.loads(man_path.read_text())
+        man = load_manifest_file(man_path)  # a malformed one: an error naming it, not a KeyError
         # a .tflite made by the comparison route is its own row: "tflite/onnx2tf"
         fmt = man["target"] + ("/onnx2tf" if man.get("converter") == "onnx2tf" else "")
         found.append((fmt, man["precision"], man_path.parent / man["file"], man))
     return found
+
+
+def format_names() -> set[str]:
+    """What ``--formats`` accepts: torch, each target, each target-precision key, and the same
+    for the onnx2tf comparison route (``tflite/onnx2tf``)."""
+    names = {"torch", "torch-fp32", "tflite/onnx2tf"}
+    for f in FORMATS:
+        names |= {f.target, f.key}
+        if f.target == "tflite":
+            names.add(f"tflite/onnx2tf-{f.precision}")
+    return names
+
+
+def check_inputs(exports: Path, formats: list[str] | None, threads: tuple[int, ...], make_missing: bool) -> None:
+    """Refuse before any work what would otherwise give an empty or silently shorter table."""
+    unknown = sorted(set(formats or ()) - format_names())
+    if unknown:
+        raise ValueError(f"--formats: unknown {', '.join(unknown)} (choose from: torch, "
+                         f"{', '.join(sorted(format_names() - {'torch'}))})")
+    if not threads or min(threads) < 1:
+        raise ValueError(f"--threads must be >= 1 (got {' '.join(map(str, threads))})")
+    if not make_missing and not exports.is_dir():
+        raise ValueError(f"--exports {exports}: no such folder (with --no-export only what is already there "
+                         "is measured)")
 
 
 def _wanted(fmt: str, precision: str, formats: list[str] | None) -> bool:
@@ -168,6 +193,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     from egeunet.model.checkpoint import PRETRAINED, file_sha256, resolve_weights
     from egeunet.runtimes import open_runtime
 
+    check_inputs(Path(exports), formats, tuple(threads), make_missing)
     if remote or adb is not None or benchmark_model or emulate:
         from egeunet.benchmarks.devices import validate
 

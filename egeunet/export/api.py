@@ -8,7 +8,9 @@ leaves ``out`` as it was.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -66,11 +68,14 @@ def export(target: str, precision: str = "fp32", *, weights: str | Path | None =
     fmt = find_format(target, precision)
     if num_calib < 1 or num_verify < 1:
         raise ValueError(f"--num-calib and the number of parity images must be >= 1 (got {num_calib}, {num_verify})")
+    if min_iou is not None and not math.isfinite(min_iou):  # NaN would pass every gate and is not JSON
+        raise ValueError(f"min_iou must be a number, not {min_iou}")
     output = output or "logits"
     if output not in ("logits", "probs"):
         raise ValueError(f"output must be 'logits' or 'probs', not {output!r}")
     model, pre, meta = load_checkpoint(weights)
     out = check_writable_dir(Path(out) if out else default_out(fmt))
+    _check_no_other_export(out, artifact_name(fmt))
     data_root = resolve_data_root(data, required=False)
 
     from egeunet.export import calibration, verify
@@ -93,6 +98,21 @@ def export(target: str, precision: str = "fp32", *, weights: str | Path | None =
         final, man = publish(artifact, manifest, out)
     result = ExportResult(fmt, final, man, manifest["bytes"], t.seconds, parity)
     return result
+
+
+def _check_no_other_export(out: Path, name: str) -> None:
+    """One export per folder: its manifest.json describes one artifact, so a second variant
+    would leave the first one beside a manifest that is not its own."""
+    man = out / "manifest.json"
+    if not man.is_file():
+        return
+    try:
+        other = json.loads(man.read_text(encoding="utf-8")).get("file")
+    except (ValueError, AttributeError):  # not JSON, or not an object: no export of ours
+        other = None
+    if other != name:
+        raise ValueError(f"{out} already holds another export ({man.name} describes {other!r}); give each "
+                         f"variant its own --out folder")
 
 
 def _convert(fmt: Format, model, pre, artifact: Path, output: str, stage: Path, calib, num_calib: int, data_root,

@@ -120,10 +120,21 @@ def read_sidecar(path: str | os.PathLike) -> dict:
     return meta
 
 
+def _check_weights_path(path: Path) -> None:
+    """Name the real problem before the sidecar is looked for: a missing file, or a file of
+    another kind (an exported .onnx / .tflite is no checkpoint)."""
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint; expected a .safetensors file (with its .json "
+                              f"sidecar) or a shipped model: {', '.join(SHIPPED)}")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weights file")
+
+
 def load_checkpoint(path: str | os.PathLike | None = None) -> tuple[EGEUNet, Preprocessing, dict]:
     """(model in eval mode, its preprocessing contract, sidecar metadata). ``None`` = shipped
     weights; "egeunet-bn" the shipped EGE-UNet-BN (see :data:`SHIPPED`)."""
     path = resolve_weights(path)
+    _check_weights_path(path)
     meta = read_sidecar(path)
     try:
         config = EGEUNetConfig(**meta["config"])

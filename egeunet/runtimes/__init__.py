@@ -13,6 +13,8 @@ BY_SUFFIX = {".safetensors": "torch", ".onnx": "onnxruntime", ".tflite": "litert
 def open_runtime(path: str | Path | None = None, runtime: str | None = None, threads: int | None = None,
                  manifest: dict | None = None) -> Runtime:
     """Open a model file. ``path=None`` is the shipped PyTorch weights."""
+    if threads is not None and threads < 1:  # else torch fails deep inside, and LiteRT blames the model
+        raise ValueError(f"threads must be >= 1, not {threads}")
     if path is None:
         runtime = runtime or "torch"
     else:

@@ -68,15 +68,58 @@ def manifest_path(model_path: str | Path) -> Path:
     return own if own.is_file() else model_path.parent / "manifest.json"
 
 
+MANIFEST_KEYS = ("file", "target", "precision", "io", "preprocessing")  # what every reader relies on
+
+
+def load_manifest_file(path: str | Path) -> dict:
+    """A ``manifest.json`` as written by egeunet-export: a JSON object with :data:`MANIFEST_KEYS`;
+    anything else is a one-line error naming the file."""
+    path = Path(path)
+    try:
+        man = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(man, dict):
+        raise ValueError(f"{path}: not a manifest (a JSON {type(man).__name__}, expected an object)")
+    missing = [k for k in MANIFEST_KEYS if k not in man]
+    if missing:
+        raise ValueError(f"{path}: not a complete manifest (no {', '.join(map(repr, missing))} entry; "
+                         "re-export with egeunet-export)")
+    return man
+
+
 def read_manifest(model_path: str | Path) -> dict:
+    """The manifest of ``model_path``, checked to describe that very file: a folder that holds
+    several exports has only the last one's manifest, and the wrong contract fails deep
+    inside a runtime."""
+    model_path = Path(model_path)
     path = manifest_path(model_path)
     if not path.is_file():
         raise ValueError(f"{model_path}: no manifest.json beside it; it holds the preprocessing contract "
                          "(re-export with egeunet-export, which writes one)")
+    man = load_manifest_file(path)
+    if man["file"] != model_path.name and not _same_bytes(model_path, man.get("sha256")):
+        raise ValueError(f"{path} describes {man['file']!r}, not {model_path.name}: export each variant to its "
+                         "own --out folder (or re-export this one)")
+    return man
+
+
+def _same_bytes(model_path: Path, sha256: str | None) -> bool:
+    """A renamed copy of the exported file still matches its manifest's sha256."""
+    if not sha256 or not model_path.is_file():
+        return False
+    from egeunet.model.checkpoint import file_sha256
+
+    return file_sha256(model_path) == sha256
+
+
+def manifest_contract(manifest: dict, where: str | Path) -> tuple[Preprocessing, IOSpec]:
+    """(preprocessing, io spec) from a manifest's entries; a malformed entry is a one-line error."""
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        return Preprocessing.from_dict(manifest["preprocessing"]), IOSpec.from_dict(manifest["io"])
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise ValueError(f"{where}: bad 'preprocessing' or 'io' entry in its manifest "
+                         f"({e.__class__.__name__}: {e})") from None
 
 
 class Runtime(ABC):

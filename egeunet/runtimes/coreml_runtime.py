@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.preprocess import Preprocessing, resize_image
-from egeunet.runtimes.base import IOSpec, Runtime, read_manifest
+from egeunet.preprocess import resize_image
+from egeunet.runtimes.base import Runtime, manifest_contract, read_manifest
 
 
 class CoreMLRuntime(Runtime):
@@ -22,9 +22,9 @@ class CoreMLRuntime(Runtime):
                               "on Linux the .mlpackage can be converted and inspected but not run")
         import coremltools as ct
 
-        manifest = manifest or read_manifest(path)
+        pre, spec = manifest_contract(manifest or read_manifest(path), path)
         self.model = ct.models.MLModel(str(path))
-        super().__init__(path, Preprocessing.from_dict(manifest["preprocessing"]), IOSpec.from_dict(manifest["io"]))
+        super().__init__(path, pre, spec)
 
     def prepare(self, image: np.ndarray):
         from PIL import Image

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.preprocess import Preprocessing
-from egeunet.runtimes.base import IOSpec, Runtime, read_manifest
+from egeunet.runtimes.base import Runtime, manifest_contract, read_manifest
 
 
 def load_interpreter_class():
@@ -30,7 +29,7 @@ class LiteRTRuntime(Runtime):
     name = "litert"
 
     def __init__(self, path: str | Path, threads: int | None = None, manifest: dict | None = None) -> None:
-        manifest = manifest or read_manifest(path)
+        pre, spec = manifest_contract(manifest or read_manifest(path), path)
         Interpreter = load_interpreter_class()
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads or 1)
@@ -39,8 +38,7 @@ class LiteRTRuntime(Runtime):
             raise ValueError(f"{path}: LiteRT cannot load it ({str(e).splitlines()[0]})") from None
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
-        spec = IOSpec.from_dict(manifest["io"])
-        super().__init__(path, Preprocessing.from_dict(manifest["preprocessing"]), spec)
+        super().__init__(path, pre, spec)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         self.interpreter.set_tensor(self._in["index"], x.astype(self._in["dtype"], copy=False))

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.preprocess import Preprocessing
-from egeunet.runtimes.base import IOSpec, Runtime, read_manifest
+from egeunet.runtimes.base import Runtime, manifest_contract, read_manifest
 
 
 class OnnxRuntime(Runtime):
@@ -18,7 +17,7 @@ class OnnxRuntime(Runtime):
             import onnxruntime as ort
         except ImportError:
             raise ImportError("ONNX Runtime is not installed: pip install 'egeunet[export]'") from None
-        manifest = manifest or read_manifest(path)
+        pre, spec = manifest_contract(manifest or read_manifest(path), path)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -28,7 +27,7 @@ class OnnxRuntime(Runtime):
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ValueError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0]})") from None
-        super().__init__(path, Preprocessing.from_dict(manifest["preprocessing"]), IOSpec.from_dict(manifest["io"]))
+        super().__init__(path, pre, spec)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([self.spec.output_name], {self.spec.input_name: x})[0]
