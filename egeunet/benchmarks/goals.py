@@ -58,7 +58,7 @@ def deployment_goals(report: dict) -> list[dict]:
     d8, dt = (int8 or {}).get("dice_pooled"), (torch_row or {}).get("dice_pooled")
     drop = dt - d8 if d8 is not None and dt is not None else None
     goals.append(_goal("int8 pooled test Dice vs PyTorch fp32", f"drop <= {DICE_MAX_DROP * 100:.1f} points", drop,
-                       f"{d8:.4f} vs {dt:.4f} ({-drop * 100:+.2f} points)" if drop is not None else "",
+                       f"{d8:.4f} vs {dt:.4f} ({-drop * 100:+.3f} points)" if drop is not None else "",
                        drop is not None and drop <= DICE_MAX_DROP))
     iou = (int8 or {}).get("iou_vs_torch")
     goals.append(_goal("int8 mask IoU vs PyTorch fp32", f">= {IOU_MIN}", iou, f"{iou:.4f}" if iou is not None else "",
