@@ -265,13 +265,13 @@ def train(cfg: TrainConfig) -> dict:
     cuda = _setup_device(cfg.device)
     if not cuda:
         keep_freed_memory()  # no page faults on each step's buffers (egeunet.host_memory)
-    out.mkdir(parents=True, exist_ok=True)
 
     folder = SegmentationFolder(cfg.data)
     train_split = folder.load_split("train", cfg.size, cfg.limit_train, progress=cfg.progress)
     val_split = folder.load_split("val", cfg.size, cfg.limit_val, progress=cfg.progress)
     if len(train_split) == 0 or len(val_split) == 0:
         raise ValueError(f"{cfg.data}: the train and val splits must not be empty")
+    out.mkdir(parents=True, exist_ok=True)  # only now: a run that cannot start leaves no empty folder
 
     torch.manual_seed(cfg.seed)
     model, optimizer, loss_fn = build_model_and_optimizer(cfg.lr, cfg.weight_decay, cfg.compiled_kernels, cfg.norms,

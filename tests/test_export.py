@@ -70,7 +70,10 @@ def test_same_export_twice_gives_the_same_bytes(onnx_export, tmp_path, isic_root
 def test_parity_failure_exits_nonzero_and_leaves_no_artifact(tmp_path, isic_root):
     with pytest.raises(ParityError, match="Nothing was written"):
         export("onnx", out=tmp_path, data=isic_root, num_verify=4, min_iou=1.01)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # the folder was there before: it stays, empty
+    with pytest.raises(ParityError):
+        export("onnx", out=tmp_path / "new" / "onnx", data=isic_root, num_verify=4, min_iou=1.01)
+    assert list(tmp_path.iterdir()) == [tmp_path / "new"]  # the folder the export made is gone again
 
 
 @pytest.mark.parametrize("args, message", [

@@ -25,6 +25,9 @@ def test_open_runtime_errors_name_the_problem(tmp_path):
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(ValueError, match="no manifest.json"):
         open_runtime(tmp_path / "m.onnx")
+    (tmp_path / "d.tflite").mkdir()
+    with pytest.raises(ValueError, match="d.tflite: a folder, not a model file"):
+        open_runtime(tmp_path / "d.tflite")
 
 
 def _onnx_with_manifest(folder, manifest_text):

@@ -135,3 +135,13 @@ def test_train_api_refuses_zero_limits(isic_root, tmp_path):
     with pytest.raises(ValueError, match="--limit-val must be >= 1, not 0"):
         train(TrainConfig(data=str(isic_root), out=str(tmp_path / "o"), limit_val=0))
     assert not (tmp_path / "o").exists()
+
+
+def test_a_run_that_cannot_start_leaves_no_output_folder(tmp_path):
+    from egeunet.data import DataError
+    from egeunet.train import TrainConfig, train
+
+    (tmp_path / "data").mkdir()  # no splits.csv, no images
+    with pytest.raises(DataError, match="missing folder"):
+        train(TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "o"), progress=False))
+    assert not (tmp_path / "o").exists()

@@ -8,6 +8,7 @@ leaves ``out`` as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -74,30 +75,44 @@ def export(target: str, precision: str = "fp32", *, weights: str | Path | None =
     if output not in ("logits", "probs"):
         raise ValueError(f"output must be 'logits' or 'probs', not {output!r}")
     model, pre, meta = load_checkpoint(weights)
-    out = check_writable_dir(Path(out) if out else default_out(fmt))
-    _check_no_other_export(out, artifact_name(fmt))
-    data_root = resolve_data_root(data, required=False)
+    out = Path(out) if out else default_out(fmt)
+    with _removed_if_left_empty(out):
+        out = check_writable_dir(out)
+        _check_no_other_export(out, artifact_name(fmt))
+        data_root = resolve_data_root(data, required=False)
 
-    from egeunet.export import calibration, verify
+        from egeunet.export import calibration, verify
 
-    images, source = calibration.parity_images(num_verify, pre.size, data_root)
-    ref = verify.reference_logits(model, images, pre)
-    with Timer() as t, staging_dir(out) as stage:
-        artifact = stage / artifact_name(fmt)
-        try:
-            io, extra = _convert(fmt, model, pre, artifact, output, stage, calib, num_calib, data_root, converter)
-        except (ValueError, ImportError, ExportError):
-            raise
-        except Exception as e:  # a converter's own failure: say which step, keep one line
-            first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
-            raise ExportError(f"{fmt.key} conversion failed ({e.__class__.__name__}: {first})") from e
-        parity = _verify(fmt, artifact, io, pre, images, ref, source, min_iou)
-        model_info = {"name": "EGE-UNet-BN" if model.config.norms == "batch" else "EGE-UNet",
-                      "config": asdict(model.config)}
-        manifest = build_manifest(fmt, artifact, io, pre, meta["weights_sha256"], parity, model=model_info, **extra)
-        final, man = publish(artifact, manifest, out)
+        images, source = calibration.parity_images(num_verify, pre.size, data_root)
+        ref = verify.reference_logits(model, images, pre)
+        with Timer() as t, staging_dir(out) as stage:
+            artifact = stage / artifact_name(fmt)
+            try:
+                io, extra = _convert(fmt, model, pre, artifact, output, stage, calib, num_calib, data_root, converter)
+            except (ValueError, ImportError, ExportError):
+                raise
+            except Exception as e:  # a converter's own failure: say which step, keep one line
+                first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+                raise ExportError(f"{fmt.key} conversion failed ({e.__class__.__name__}: {first})") from e
+            parity = _verify(fmt, artifact, io, pre, images, ref, source, min_iou)
+            model_info = {"name": "EGE-UNet-BN" if model.config.norms == "batch" else "EGE-UNet",
+                          "config": asdict(model.config)}
+            manifest = build_manifest(fmt, artifact, io, pre, meta["weights_sha256"], parity, model=model_info, **extra)
+            final, man = publish(artifact, manifest, out)
     result = ExportResult(fmt, final, man, manifest["bytes"], t.seconds, parity)
     return result
+
+
+@contextlib.contextmanager
+def _removed_if_left_empty(out: Path):
+    """A failed export leaves no empty folder behind that it created itself."""
+    made = not out.exists()
+    try:
+        yield
+    except BaseException:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
 
 
 def _check_no_other_export(out: Path, name: str) -> None:

@@ -23,6 +23,8 @@ def open_runtime(path: str | Path | None = None, runtime: str | None = None, thr
         path = resolve_weights(path)
         if not path.exists():
             raise ValueError(f"{path}: no such model file")
+        if path.is_dir() and path.suffix != ".mlpackage":  # Core ML packages are folders; nothing else is
+            raise ValueError(f"{path}: a folder, not a model file")
         runtime = runtime or BY_SUFFIX.get(path.suffix)
         if runtime is None:
             raise ValueError(f"{path}: unknown model type {path.suffix!r}; expected one of {', '.join(BY_SUFFIX)}")
