@@ -88,7 +88,8 @@ def check_inputs(exports: Path, formats: list[str] | None, threads: tuple[int, .
                          f"{', '.join(sorted(format_names() - {'torch'}))})")
     if not threads or min(threads) < 1:
         raise ValueError(f"--threads must be >= 1 (got {' '.join(map(str, threads))})")
-    if not make_missing and not exports.is_dir():
+    only_torch = bool(formats) and set(formats) <= {"torch", "torch-fp32"}  # then no exported file is read
+    if not make_missing and not only_torch and not exports.is_dir():
         raise ValueError(f"--exports {exports}: no such folder (with --no-export only what is already there "
                          "is measured)")
 
