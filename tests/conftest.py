@@ -72,3 +72,12 @@ def skip_without_cxx_compiler(what: str) -> None:
     if os.environ.get("EGEUNET_REQUIRE_DATA") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def exit_code(main, args: list[str]) -> int:
+    """A CLI ``main`` run in this process (no interpreter start-up): its exit code, argparse's
+    refusals (SystemExit) included."""
+    try:
+        return main(args)
+    except SystemExit as e:
+        return e.code

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from conftest import exit_code
+
 pytest.importorskip("onnx", reason="the bench reads exported files: pip install -e '.[export]'")
 
 
@@ -128,14 +130,6 @@ def test_bench_refuses_files_made_from_other_weights_than_its_pytorch_row(tflite
     assert row["iou_vs_torch"] is None
 
 
-def _exit_code(main, args):
-    """A CLI ``main`` run in this process (no interpreter start-up); argparse's refusals exit."""
-    try:
-        return main(args)
-    except SystemExit as e:
-        return e.code
-
-
 @pytest.mark.parametrize("args, message", [
     (["--formats", "bogus", "onnx"], "--formats: unknown bogus (choose from: torch, "),
     (["--exports", "nonexistent", "--no-export"], "--exports nonexistent: no such folder"),
@@ -150,7 +144,7 @@ def test_bad_bench_arguments_are_refused_before_any_work(args, message, isic_roo
     monkeypatch.chdir(tmp_path)
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("not a folder")
-    assert _exit_code(bench_main, ["--quick", "--data", str(isic_root), *args]) == 2
+    assert exit_code(bench_main, ["--quick", "--data", str(isic_root), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
     assert not (tmp_path / "exports").exists()

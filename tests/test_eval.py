@@ -8,6 +8,8 @@ from egeunet.metrics import METRICS
 from egeunet.model import count_parameters
 from egeunet.model.checkpoint import PRETRAINED, file_sha256, load_checkpoint
 
+from conftest import exit_code
+
 
 def test_shipped_weights_load_with_their_contract():
     model, pre, meta = load_checkpoint()  # no path: the weights inside the package
@@ -71,14 +73,6 @@ def test_eval_bootstrap_adds_intervals_and_per_image_scores(isic_root, tmp_path)
     assert "95% CI" in r.stdout
 
 
-def _exit_code(main, args):
-    """A CLI ``main`` run in this process (no interpreter start-up); argparse's refusals exit."""
-    try:
-        return main(args)
-    except SystemExit as e:
-        return e.code
-
-
 @pytest.mark.parametrize("args, message", [
     (["--limit", "0"], "--limit: must be >= 1, not 0"),
     (["--limit", "-3"], "--limit: must be >= 1, not -3"),
@@ -97,7 +91,7 @@ def test_bad_eval_arguments_are_one_line_errors_before_any_work(args, message, i
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("not a folder")
     (tmp_path / "model.onnx").write_bytes(b"an exported file, not a checkpoint")
-    assert _exit_code(eval_main, ["--data", str(isic_root), "--split", "val", *args]) == 2
+    assert exit_code(eval_main, ["--data", str(isic_root), "--split", "val", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
 

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import exit_code
+
 
 def _predict(args, cwd):
     return subprocess.run([sys.executable, "-m", "egeunet", "predict", *args], capture_output=True, text=True, cwd=cwd)
@@ -69,14 +71,6 @@ def test_grayscale_rgba_and_16bit_inputs(tmp_path):
             assert m.size == (70, 90)
 
 
-def _exit_code(main, args):
-    """A CLI ``main`` run in this process (no interpreter start-up); argparse's refusals exit."""
-    try:
-        return main(args)
-    except SystemExit as e:
-        return e.code
-
-
 def _png_header_only(path, width, height):
     """A PNG of a few bytes that declares ``width`` x ``height`` (a decompression bomb's header)."""
     import struct
@@ -97,7 +91,7 @@ def test_images_with_the_same_stem_get_their_own_outputs(tmp_path, capsys, monke
     for rel in ("coll/d1/x.png", "coll/d2/x.png", "coll/y.jpg", "coll/y.png"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (40 + len(rel), 30, 3), dtype=np.uint8)).save(tmp_path / rel)
-    assert _exit_code(predict_main, ["coll", "--out", "o"]) == 0, capsys.readouterr().err
+    assert exit_code(predict_main, ["coll", "--out", "o"]) == 0, capsys.readouterr().err
     for name, rel in (("d1/x", "coll/d1/x.png"), ("d2/x", "coll/d2/x.png"), ("y.jpg", "coll/y.jpg"),
                       ("y.png", "coll/y.png")):
         with Image.open(tmp_path / "o" / f"{name}_mask.png") as m, Image.open(tmp_path / rel) as src:
@@ -112,7 +106,7 @@ def test_outputs_that_would_still_clash_are_refused_before_writing(tmp_path, cap
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
         Image.new("RGB", (20, 20)).save(tmp_path / d / "x.png")
-    assert _exit_code(predict_main, ["a/x.png", "b/x.png", "--out", "o"]) == 2
+    assert exit_code(predict_main, ["a/x.png", "b/x.png", "--out", "o"]) == 2
     err = capsys.readouterr().err
     assert "a/x.png and b/x.png would both be written as x.png_mask.png" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
@@ -128,7 +122,7 @@ def test_out_that_cannot_be_a_folder_is_refused_up_front(out, message, tmp_path,
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("not a folder")
     Image.new("RGB", (20, 20)).save(tmp_path / "x.png")
-    assert _exit_code(predict_main, ["x.png", "--out", out]) == 2
+    assert exit_code(predict_main, ["x.png", "--out", out]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
 
@@ -140,7 +134,7 @@ def test_bad_thread_counts_are_refused(threads, message, tmp_path, capsys, monke
 
     monkeypatch.chdir(tmp_path)
     Image.new("RGB", (20, 20)).save(tmp_path / "x.png")
-    assert _exit_code(predict_main, ["x.png", "--threads", threads]) == 2
+    assert exit_code(predict_main, ["x.png", "--threads", threads]) == 2
     err = capsys.readouterr().err
     assert f"--threads: {message}" in err and "Traceback" not in err, err
 

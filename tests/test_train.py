@@ -13,6 +13,8 @@ from egeunet.model.checkpoint import load_checkpoint, load_tensors
 from egeunet.preprocess import Preprocessing
 from egeunet.train import augment, deep_supervision_loss
 
+from conftest import exit_code
+
 
 def test_loss_falls_on_real_isic_images(isic_root):
     torch.manual_seed(0)
@@ -101,14 +103,6 @@ def test_resume_of_a_finished_run_says_nothing_to_do_and_leaves_summary_alone(is
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epoch"] == 2
 
 
-def _exit_code(main, args):
-    """A CLI ``main`` run in this process (no interpreter start-up); argparse's refusals exit."""
-    try:
-        return main(args)
-    except SystemExit as e:
-        return e.code
-
-
 @pytest.mark.parametrize("args, message", [
     (["--stop-after-epoch", "0"], "--stop-after-epoch: must be >= 1"),
     (["--stop-after-epoch", "-1"], "--stop-after-epoch: must be >= 1"),
@@ -123,7 +117,7 @@ def test_bad_train_arguments_are_refused_before_any_work(args, message, isic_roo
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("not a folder")
-    assert _exit_code(train_main, ["--data", str(isic_root), "--epochs", "1", *args]) == 2
+    assert exit_code(train_main, ["--data", str(isic_root), "--epochs", "1", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
     assert not (tmp_path / "runs").exists()
