@@ -45,6 +45,8 @@ class Preprocessing:
             raise ValueError(f"std must be positive, got {self.std}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {self.threshold}")
+        if self.size < 32 or self.size % 32:  # five 2x poolings, and the skips must meet their decoder maps
+            raise ValueError(f"size must be a positive multiple of 32 (EGE-UNet halves it five times), got {self.size}")
 
     def to_dict(self) -> dict:
         d = asdict(self)

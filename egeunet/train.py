@@ -283,12 +283,14 @@ def train(cfg: TrainConfig) -> dict:
             raise CheckpointError(f"{last_path}: trained with norms={meta['config'].get('norms', 'paper')!r}; "
                                   f"resume with the same --norms")
         pre = Preprocessing.from_dict(meta["preprocessing"])
-        model.load_state_dict(load_tensors(last_path))
+        try:
+            model.load_state_dict(load_tensors(last_path))
+        except RuntimeError as e:  # missing / unexpected keys or shapes: not this model's weights
+            first = str(e).strip().splitlines()[0]
+            raise CheckpointError(f"{last_path}: its weights do not fit the model its sidecar describes ({first})") from None
         start_epoch, best_dice = _load_train_state(state_path, optimizer)
         if log_csv.is_file():
-            with open(log_csv, newline="") as f:
-                log_rows = [{k: float(v) if k != "epoch" else int(v) for k, v in r.items()} for r in csv.DictReader(f)]
-            log_rows = [r for r in log_rows if r["epoch"] <= start_epoch]
+            log_rows = [r for r in _read_log(log_csv) if r["epoch"] <= start_epoch]
         log.info("[train] resuming after epoch %d (best val Dice %.4f)", start_epoch, best_dice)
     else:
         mean, std = channel_stats(train_split.images)
@@ -395,6 +397,16 @@ def _setup_device(device: str) -> bool:
     torch.backends.cudnn.allow_tf32 = False  # full float32 convolutions: the CPU run's mathematics
     torch.backends.cuda.matmul.allow_tf32 = False
     return True
+
+
+def _read_log(path: Path) -> list[dict]:
+    """The rows of a run's log.csv (what :func:`_write_log` wrote); a damaged file is named."""
+    with open(path, newline="") as f:
+        try:
+            return [{k: float(v) if k != "epoch" else int(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        except (ValueError, TypeError) as e:  # a cell that is no number, or a short row (None)
+            raise CheckpointError(f"{path}: not a training log this trainer wrote ({e}); move it away to resume "
+                                  "without the earlier rows") from None
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:

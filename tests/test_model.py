@@ -76,3 +76,6 @@ def test_bad_widths_raise_clear_error():
         EGEUNetConfig(widths=(8, 16, 24, 32, 48, 66))
     with pytest.raises(ValueError, match="6 stage widths"):
         EGEUNet(EGEUNetConfig(widths=(8, 16)))
+    for dilations in ((0, 0, 0, 0), (1, 2, 5)):
+        with pytest.raises(ValueError, match="gab_dilations needs 4 dilations >= 1"):
+            EGEUNetConfig(gab_dilations=dilations)

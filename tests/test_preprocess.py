@@ -93,3 +93,6 @@ def test_preprocessing_round_trips_through_dict_and_validates():
         Preprocessing(std=(1.0, 0.0, 1.0))
     with pytest.raises(ValueError, match="threshold"):
         Preprocessing(threshold=1.0)
+    for size in (0, -8, 255, 16):  # the network halves its input five times
+        with pytest.raises(ValueError, match=f"size must be a positive multiple of 32 .*got {size}"):
+            Preprocessing(size=size)

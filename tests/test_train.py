@@ -98,6 +98,17 @@ def test_resume_of_a_finished_run_says_nothing_to_do_and_leaves_summary_alone(is
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert "nothing to do" in r.stderr and message in r.stderr, r.stderr
         assert (tmp_path / "run" / "summary.json").read_bytes() == summary
+    # damaged files of the run are named, not tracebacks from deep inside
+    from egeunet.model.checkpoint import SHIPPED
+
+    run = tmp_path / "run"
+    for name, damage, message in (("log.csv", b"epoch,lr\ngarbage,1\n", "log.csv: not a training log"),
+                                  ("last.safetensors", SHIPPED["egeunet-bn"].read_bytes(), "do not fit the model")):
+        kept = (run / name).read_bytes()
+        (run / name).write_bytes(damage)
+        r = _train_cli([*common, "--epochs", "2", "--resume"], tmp_path)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+        (run / name).write_bytes(kept)
     r = _train_cli([*common, "--epochs", "2", "--resume"], tmp_path)  # the epoch that is left still runs
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epoch"] == 2

@@ -59,6 +59,8 @@ class EGEUNetConfig:
         bad = [w for w in self.widths if w % 4]
         if bad:
             raise ValueError(f"every stage width must be divisible by 4 (four groups); not: {bad}")
+        if len(self.gab_dilations) != 4 or min(self.gab_dilations) < 1:
+            raise ValueError(f"gab_dilations needs 4 dilations >= 1 (one per channel group), got {self.gab_dilations}")
         if self.norms not in NORMS:
             raise ValueError(f"norms must be one of {sorted(NORMS)}, not {self.norms!r}")
 
