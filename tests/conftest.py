@@ -12,6 +12,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# What the test modules importorskip (the export extra). A module-level skip cannot see
+# EGEUNET_REQUIRE_DATA, so under it a broken or missing install stops the run here instead.
+EXPORT_EXTRA = ("onnx", "onnxruntime", "onnx2tf", "tensorflow", "coremltools", "ai_edge_litert")
+
+
+def pytest_sessionstart(session) -> None:
+    if os.environ.get("EGEUNET_REQUIRE_DATA") != "1":
+        return
+    import importlib
+
+    broken = []
+    for name in EXPORT_EXTRA:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # noqa: BLE001 - ImportError or a broken package's own error
+            broken.append(f"{name} ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    if broken:
+        raise pytest.UsageError("EGEUNET_REQUIRE_DATA=1 but the export extra does not import: " + ", ".join(broken)
+                                + "; pip install -e '.[export]'")
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

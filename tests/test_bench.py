@@ -160,3 +160,11 @@ def test_bench_names_a_malformed_manifest(isic_root, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "odd/manifest.json: not a complete manifest (no 'file', 'target'" in err and "Traceback" not in err, err
     assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "b.json").exists()  # folder made up front
+
+
+def test_bench_api_refuses_a_thread_count_below_one(tmp_path):
+    """The CLI's argparse type refuses it first; Python callers of run() meet check_inputs."""
+    from egeunet.benchmarks.bench import run
+
+    with pytest.raises(ValueError, match="--threads must be >= 1 .got 1 0"):
+        run(exports=tmp_path, threads=(1, 0))

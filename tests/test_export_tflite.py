@@ -46,7 +46,7 @@ def test_int8_full_takes_uint8_pixels_and_reports_parity(tflite_exports):
     assert r.returncode == 0, r.stderr[-3000:]
     man = json.loads((out / "manifest.json").read_text())
     assert man["io"]["input"]["dtype"] == "uint8"
-    assert man["parity"]["iou"] is not None and 0.0 < man["parity"]["iou"] <= 1.0
+    assert man["parity"]["iou"] >= 0.90  # the format's default gate (the fixture exports with --min-iou 0)
     assert man["calibration"]["n_images"] == 100 and "train split" in man["calibration"]["images"]
     assert set(man["quantization"]["float_ops"]) == {"GELU", "RSQRT", "ADD"}
     float_op_count = sum(n for op, n in man["graph"]["tflite_ops"].items() if op in ("GELU", "RSQRT", "ADD"))

@@ -88,9 +88,9 @@ def test_images_with_the_same_stem_get_their_own_outputs(tmp_path, capsys, monke
 
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
-    for rel in ("coll/d1/x.png", "coll/d2/x.png", "coll/y.jpg", "coll/y.png"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (40 + len(rel), 30, 3), dtype=np.uint8)).save(tmp_path / rel)
+    for i, rel in enumerate(("coll/d1/x.png", "coll/d2/x.png", "coll/y.jpg", "coll/y.png")):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)  # each its own size: masks are told apart
+        Image.fromarray(rng.integers(0, 255, (40 + 3 * i, 30 + i, 3), dtype=np.uint8)).save(tmp_path / rel)
     assert exit_code(predict_main, ["coll", "--out", "o"]) == 0, capsys.readouterr().err
     for name, rel in (("d1/x", "coll/d1/x.png"), ("d2/x", "coll/d2/x.png"), ("y.jpg", "coll/y.jpg"),
                       ("y.png", "coll/y.png")):
@@ -148,6 +148,15 @@ def test_decompression_bomb_is_skipped_like_an_unreadable_file(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "skipped: " in r.stderr and "bomb.png: not a readable image (too large" in r.stderr
     assert (tmp_path / "o" / "ok_mask.png").is_file()
+
+
+def test_images_above_the_pixel_limit_are_refused_from_their_header(tmp_path):
+    """11000x11000 (121 MP): below Pillow's own error (~179 MP), above read_image's 100 MP."""
+    from egeunet.preprocess import ImageReadError, read_image
+
+    _png_header_only(tmp_path / "big.png", 11000, 11000)
+    with pytest.raises(ImageReadError, match="11000x11000 is 121 megapixels, more than the 100 allowed"):
+        read_image(tmp_path / "big.png")
 
 
 def test_large_but_legal_image_gives_no_pillow_warning(tmp_path):

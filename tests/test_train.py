@@ -112,6 +112,8 @@ def test_resume_of_a_finished_run_says_nothing_to_do_and_leaves_summary_alone(is
     r = _train_cli([*common, "--epochs", "2", "--resume"], tmp_path)  # the epoch that is left still runs
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epoch"] == 2
+    r = _train_cli([*common, "--epochs", "1", "--resume"], tmp_path)
+    assert r.returncode == 2 and "is at epoch 2, past --epochs 1" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -134,11 +136,20 @@ def test_bad_train_arguments_are_refused_before_any_work(args, message, isic_roo
     assert not (tmp_path / "runs").exists()
 
 
-def test_train_api_refuses_zero_limits(isic_root, tmp_path):
+@pytest.mark.parametrize("field, value, message", [
+    ("limit_val", 0, "--limit-val must be >= 1, not 0"), ("limit_train", 0, "--limit-train must be >= 1, not 0"),
+    ("stop_after_epoch", 0, "--stop-after-epoch must be >= 1, not 0"), ("threads", 0, "--threads must be >= 1, not 0"),
+    ("out", "afile", "is a file, not a folder"),
+])
+def test_train_api_refuses_bad_settings(field, value, message, isic_root, tmp_path):
     from egeunet.train import TrainConfig, train
 
-    with pytest.raises(ValueError, match="--limit-val must be >= 1, not 0"):
-        train(TrainConfig(data=str(isic_root), out=str(tmp_path / "o"), limit_val=0))
+    (tmp_path / "afile").write_text("not a folder")
+    cfg = TrainConfig(data=str(isic_root), out=str(tmp_path / "o"), epochs=1, limit_train=2, limit_val=2,
+                      compiled_kernels=False, progress=False)  # bounded, should a check go missing
+    setattr(cfg, field, str(tmp_path / value) if field == "out" else value)
+    with pytest.raises(ValueError, match=message):
+        train(cfg)
     assert not (tmp_path / "o").exists()
 
 

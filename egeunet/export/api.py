@@ -105,13 +105,16 @@ def export(target: str, precision: str = "fp32", *, weights: str | Path | None =
 
 @contextlib.contextmanager
 def _removed_if_left_empty(out: Path):
-    """A failed export leaves no empty folder behind that it created itself."""
-    made = not out.exists()
+    """A failed export leaves no empty folder behind that it created itself (``out`` and any
+    parents it needed)."""
+    made = [p for p in (out, *out.parents) if not p.exists()]  # the leaf first
     try:
         yield
     except BaseException:
-        if made and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        for p in made:
+            if not p.is_dir() or any(p.iterdir()):
+                break
+            p.rmdir()
         raise
 
 
