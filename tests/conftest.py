@@ -101,3 +101,15 @@ def exit_code(main, args: list[str]) -> int:
         return main(args)
     except SystemExit as e:
         return e.code
+
+
+def png_header_only(path, width: int, height: int) -> None:
+    """A PNG of a few bytes that declares ``width`` x ``height`` (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                           + chunk(b"IEND", b""))

@@ -8,6 +8,8 @@ from PIL import Image
 
 from egeunet.data import DataError, SegmentationFolder, channel_stats, resolve_data_root
 
+from conftest import png_header_only
+
 
 def test_isic2018_splits_and_arrays(isic_root):
     folder = SegmentationFolder(isic_root)
@@ -73,6 +75,13 @@ def test_unreadable_image_is_named(small_copy):
     root, ids = small_copy
     (root / "images" / f"{ids[2]}.jpg").write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(DataError, match=f"{ids[2]}.jpg: not a readable image"):
+        SegmentationFolder(root).load_split("train")
+
+
+def test_decompression_bomb_mask_is_named(small_copy):
+    root, ids = small_copy
+    png_header_only(root / "masks" / f"{ids[0]}.png", 15000, 15000)
+    with pytest.raises(DataError, match=f"{ids[0]}.png: not a readable mask image .DecompressionBombError"):
         SegmentationFolder(root).load_split("train")
 
 

@@ -88,6 +88,11 @@ def test_bad_eval_arguments_are_one_line_errors_before_any_work(args, message, i
     from egeunet.cli import eval_main
 
     monkeypatch.chdir(tmp_path)
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("the split was read before the arguments were checked")
+
+    monkeypatch.setattr("egeunet.data.SegmentationFolder.load_split", no_work)
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("not a folder")
     (tmp_path / "model.onnx").write_bytes(b"an exported file, not a checkpoint")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import exit_code
+from conftest import exit_code, png_header_only
 
 
 def _predict(args, cwd):
@@ -71,18 +71,6 @@ def test_grayscale_rgba_and_16bit_inputs(tmp_path):
             assert m.size == (70, 90)
 
 
-def _png_header_only(path, width, height):
-    """A PNG of a few bytes that declares ``width`` x ``height`` (a decompression bomb's header)."""
-    import struct
-    import zlib
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-                     + chunk(b"IEND", b""))
-
-
 def test_images_with_the_same_stem_get_their_own_outputs(tmp_path, capsys, monkeypatch):
     from egeunet.cli import predict_main
 
@@ -142,7 +130,7 @@ def test_bad_thread_counts_are_refused(threads, message, tmp_path, capsys, monke
 def test_decompression_bomb_is_skipped_like_an_unreadable_file(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
-    _png_header_only(src / "bomb.png", 15000, 15000)
+    png_header_only(src / "bomb.png", 15000, 15000)
     Image.new("RGB", (30, 20), (200, 150, 140)).save(src / "ok.png")
     r = _predict([str(src), "--out", "o"], tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
@@ -154,7 +142,7 @@ def test_images_above_the_pixel_limit_are_refused_from_their_header(tmp_path):
     """11000x11000 (121 MP): below Pillow's own error (~179 MP), above read_image's 100 MP."""
     from egeunet.preprocess import ImageReadError, read_image
 
-    _png_header_only(tmp_path / "big.png", 11000, 11000)
+    png_header_only(tmp_path / "big.png", 11000, 11000)
     with pytest.raises(ImageReadError, match="11000x11000 is 121 megapixels, more than the 100 allowed"):
         read_image(tmp_path / "big.png")
 
@@ -167,7 +155,7 @@ def test_large_but_legal_image_gives_no_pillow_warning(tmp_path):
     from egeunet.preprocess import ImageReadError, read_image
 
     path = tmp_path / "big.png"
-    _png_header_only(path, 9500, 9500)
+    png_header_only(path, 9500, 9500)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ImageReadError, match="big.png: not a readable image") as e:
