@@ -29,11 +29,6 @@ class Prediction:
     size: tuple[int, int]  # (width, height)
 
 
-def collect_images(inputs: list[str | Path]) -> list[Path]:
-    """Files as given, folders expanded (sorted, recursive) to their image files."""
-    return list(collect_named_images(inputs))
-
-
 def collect_named_images(inputs: list[str | Path]) -> dict[Path, str]:
     """{image file: the name its outputs take in the output folder}, files as given and folders
     expanded (sorted, recursive). The name is the file's path under the folder it was found in

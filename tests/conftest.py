@@ -103,6 +103,14 @@ def exit_code(main, args: list[str]) -> int:
         return e.code
 
 
+def refusal(main, args: list[str], capsys) -> str:
+    """stderr of a CLI ``main`` that must refuse ``args``: exit code 2, no traceback."""
+    code = exit_code(main, args)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, (code, err)
+    return err
+
+
 def png_header_only(path, width: int, height: int) -> None:
     """A PNG of a few bytes that declares ``width`` x ``height`` (a decompression bomb's header)."""
     import struct

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import exit_code, png_header_only
+from conftest import exit_code, png_header_only, refusal
 
 
 def _predict(args, cwd):
@@ -94,9 +94,8 @@ def test_outputs_that_would_still_clash_are_refused_before_writing(tmp_path, cap
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
         Image.new("RGB", (20, 20)).save(tmp_path / d / "x.png")
-    assert exit_code(predict_main, ["a/x.png", "b/x.png", "--out", "o"]) == 2
-    err = capsys.readouterr().err
-    assert "a/x.png and b/x.png would both be written as x.png_mask.png" in err and "Traceback" not in err
+    err = refusal(predict_main, ["a/x.png", "b/x.png", "--out", "o"], capsys)
+    assert "a/x.png and b/x.png would both be written as x.png_mask.png" in err
     assert not (tmp_path / "o").exists()
 
 
@@ -110,9 +109,7 @@ def test_out_that_cannot_be_a_folder_is_refused_up_front(out, message, tmp_path,
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("not a folder")
     Image.new("RGB", (20, 20)).save(tmp_path / "x.png")
-    assert exit_code(predict_main, ["x.png", "--out", out]) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err, err
+    assert message in refusal(predict_main, ["x.png", "--out", out], capsys)
 
 
 @pytest.mark.parametrize("threads, message", [("-1", "must be >= 1"), ("0", "must be >= 1"),
@@ -122,9 +119,7 @@ def test_bad_thread_counts_are_refused(threads, message, tmp_path, capsys, monke
 
     monkeypatch.chdir(tmp_path)
     Image.new("RGB", (20, 20)).save(tmp_path / "x.png")
-    assert exit_code(predict_main, ["x.png", "--threads", threads]) == 2
-    err = capsys.readouterr().err
-    assert f"--threads: {message}" in err and "Traceback" not in err, err
+    assert f"--threads: {message}" in refusal(predict_main, ["x.png", "--threads", threads], capsys)
 
 
 def test_decompression_bomb_is_skipped_like_an_unreadable_file(tmp_path):
