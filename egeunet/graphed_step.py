@@ -71,9 +71,14 @@ class GraphedTrainingStep:
         optimizer.zero_grad(set_to_none=True)  # gradients are then allocated inside the graph's pool
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.loss = loss_fn(model(self.x), self.y)
-            self.loss.backward()
+            loss = loss_fn(model(self.x), self.y)
+            loss.backward()
             optimizer.step()
+        # Keep only the loss's memory, not its autograd graph: that graph would keep the capture
+        # stream's AccumulateGrad nodes alive, and later eager steps (an epoch's smaller last
+        # batch) would reuse them from the default stream (PyTorch warns: extra synchronization).
+        self.loss = loss.detach()
+        del loss
 
         with torch.no_grad():
             for p, saved in zip(params, saved_params):
