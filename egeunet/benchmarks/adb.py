@@ -38,16 +38,57 @@ class Adb:
     def shell(self, cmd: str) -> list[str]:
         return [*self.base(), "shell", cmd]
 
-    def call(self, argv: list[str], timeout: float = 600) -> str:
+    def run(self, argv: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+        """``argv`` run to completion; a missing adb or a call that hangs is a RuntimeError."""
         try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         except FileNotFoundError:
             raise RuntimeError(f"{self.adb} not found: install the Android platform tools "
                                "(apt-get install adb) and connect the phone with USB debugging on") from None
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"`{' '.join(map(shlex.quote, argv))}` did not finish within {timeout:g} s "
+                               "(phone disconnected or locked?)") from None
+
+    def call(self, argv: list[str], timeout: float = 600) -> str:
+        r = self.run(argv, timeout)
         if r.returncode != 0:
             msg = (r.stderr.strip() or r.stdout.strip() or f"exit {r.returncode}").splitlines()[-1]
             raise RuntimeError(f"`{' '.join(map(shlex.quote, argv))}` failed: {msg}")
         return r.stdout
+
+    def check_attached(self) -> str:
+        """The serial of the phone to use, from ``adb devices``; a RuntimeError that says what to do
+        when none is attached, ``serial`` is not, several are (and none was named), or the phone has
+        not authorised this computer. (``adb wait-for-device`` would instead wait for ever.)"""
+        devices = parse_devices(self.call([self.adb, "devices"], timeout=60))
+        listed = ", ".join(f"{s} ({st})" for s, st in devices.items()) or "none"
+        if self.serial:
+            if self.serial not in devices:
+                raise RuntimeError(f"adb: no device {self.serial} attached (`adb devices` lists {listed})")
+            serial = self.serial
+        elif not devices:
+            raise RuntimeError("adb: no Android device attached (`adb devices` lists none): connect the phone "
+                               "with USB debugging on (Developer options)")
+        elif len(devices) > 1:
+            raise RuntimeError(f"adb: several devices attached ({listed}): name one with --adb SERIAL")
+        else:
+            serial = next(iter(devices))
+        state = devices[serial]
+        if state != "device":
+            hint = {"unauthorized": "unlock the phone and accept the 'Allow USB debugging?' prompt",
+                    "offline": "reconnect the cable or run `adb kill-server`"}.get(state, "check the connection")
+            raise RuntimeError(f"adb: {serial} is {state}: {hint}")
+        return serial
+
+
+def parse_devices(text: str) -> dict[str, str]:
+    """``adb devices`` output -> {serial: state} (device, unauthorized, offline, ...)."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split("\t") if "\t" in line else line.split(None, 1)
+        if len(parts) == 2 and not line.startswith(("List of devices", "*")) and parts[0].strip():
+            out[parts[0].strip()] = parts[1].strip()
+    return out
 
 
 CPU_FREQS_CMD = ("for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq; "
@@ -68,16 +109,16 @@ def big_core_mask(freqs: dict[int, int]) -> str:
     """Hex ``taskset`` mask of every core faster than the slowest cluster (all cores when they are
     all alike): the prime and big cores of a big.LITTLE phone."""
     if not freqs:
-        raise RuntimeError("could not read cpuinfo_max_freq of any core; pass the cores yourself")
+        raise RuntimeError("could not read cpuinfo_max_freq of any core")
     slowest = min(freqs.values())
     big = [c for c, f in freqs.items() if f > slowest] or list(freqs)
     return format(sum(1 << c for c in big), "x")
 
 
-def benchmark_command(binary: str, model: str, threads: int, mask: str, warmup: int, runs: int) -> str:
-    """The device-side command line for one (file, thread count)."""
-    return (f"taskset {mask} {shlex.quote(binary)} --graph={shlex.quote(model)} --num_threads={threads} "
-            f"--warmup_runs={warmup} --num_runs={runs} --use_xnnpack=true")
+def benchmark_command(binary: str, model: str, threads: int, mask: str | None, warmup: int, runs: int) -> str:
+    """The device-side command line for one (file, thread count); ``mask`` None: not pinned."""
+    return ((f"taskset {mask} " if mask else "") + f"{shlex.quote(binary)} --graph={shlex.quote(model)} "
+            f"--num_threads={threads} --warmup_runs={warmup} --num_runs={runs} --use_xnnpack=true")
 
 
 _NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
@@ -122,28 +163,41 @@ def measure(models: list[Path], benchmark_model: str | Path, serial: str | None 
             threads: tuple[int, ...] = (1, 2, 4), warmup: int = 10, runs: int = 50, adb: str = "adb") -> dict:
     """Push ``benchmark_model`` and ``models``, run each at each thread count on the big cores.
 
-    Returns {"device": description, "mask": hex, "results": {model name: {threads: parsed}}}."""
+    Returns {"device": description, "mask": hex or None (not pinned), "results": {model name: {threads: parsed}},
+    "errors": {model name: one-line reason}} (a file is in one of the two)."""
     binary = Path(benchmark_model)
     if not binary.is_file():
         raise ValueError(f"--benchmark-model {binary}: no such file; get LiteRT's android_aarch64_benchmark_model "
                          "(see README, 'Benchmark on your phone or Raspberry Pi')")
     dev = Adb(serial, adb)
+    dev.check_attached()
     dev.call([*dev.base(), "wait-for-device"], timeout=60)
     model_name = dev.call(dev.shell("getprop ro.product.model")).strip() or "android"
     abi = dev.call(dev.shell("getprop ro.product.cpu.abi")).strip()
-    mask = big_core_mask(parse_cpu_freqs(dev.call(dev.shell(CPU_FREQS_CMD))))
-    log.info("[adb] %s (%s), big cores mask %s", model_name, abi, mask)
+    try:
+        mask = big_core_mask(parse_cpu_freqs(dev.call(dev.shell(CPU_FREQS_CMD))))
+        log.info("[adb] %s (%s), big cores mask %s", model_name, abi, mask)
+    except RuntimeError as e:  # a phone that hides cpufreq: measure anyway, on whichever cores the OS picks
+        mask = None
+        log.warning("[adb] %s (%s): %s; the runs are not pinned to the big cores", model_name, abi, e)
     dev.call(dev.shell(f"mkdir -p {DEVICE_DIR}"))
     remote_bin = f"{DEVICE_DIR}/benchmark_model"
     dev.call(dev.push(binary, remote_bin))
     dev.call(dev.shell(f"chmod 755 {remote_bin}"))
-    results = {}
-    for m in models:
+    results, errors = {}, {}
+    for m in models:  # one file that fails (an op the phone's build lacks) fails its own row only
         remote_model = f"{DEVICE_DIR}/{m.name}"
-        dev.call(dev.push(m, remote_model))
-        results[m.name] = {}
-        for t in threads:
-            text = dev.call(dev.shell(benchmark_command(remote_bin, remote_model, t, mask, warmup, runs)))
-            results[m.name][str(t)] = parse_benchmark_output(text)
-            log.info("[adb] %s @%d threads: avg %.2f ms", m.name, t, results[m.name][str(t)]["avg"])
-    return {"device": f"adb {serial + ' ' if serial else ''}{model_name} ({abi})", "mask": mask, "results": results}
+        try:
+            dev.call(dev.push(m, remote_model))
+            results[m.name] = {}
+            for t in threads:
+                # benchmark_model prints its timings on stdout and its ERROR lines on stderr
+                r = dev.run(dev.shell(benchmark_command(remote_bin, remote_model, t, mask, warmup, runs)))
+                results[m.name][str(t)] = parse_benchmark_output(r.stdout + "\n" + r.stderr)
+                log.info("[adb] %s @%d threads: avg %.2f ms", m.name, t, results[m.name][str(t)]["avg"])
+        except RuntimeError as e:
+            results.pop(m.name, None)
+            errors[m.name] = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+            log.info("[adb] %s failed: %s", m.name, errors[m.name])
+    return {"device": f"adb {serial + ' ' if serial else ''}{model_name} ({abi})", "mask": mask, "results": results,
+            "errors": errors}

@@ -195,6 +195,10 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     from egeunet.runtimes import open_runtime
 
     check_inputs(Path(exports), formats, tuple(threads), make_missing)
+    on_devices = [flag for flag, on in (("--remote", remote), ("--adb", adb is not None), ("--emulate", emulate)) if on]
+    if on_devices and not any(_wanted(f.target, f.precision, formats) for f in FORMATS if f.target == "tflite"):
+        raise ValueError(f"{' '.join(on_devices)} runs .tflite files, and --formats {' '.join(formats)} selects none: "
+                         "add tflite (or tflite-int8, ...) to --formats")
     if remote or adb is not None or benchmark_model or emulate:
         from egeunet.benchmarks.devices import validate
 

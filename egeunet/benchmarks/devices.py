@@ -32,6 +32,12 @@ def validate(remote: str | None = None, adb: str | None = None, benchmark_model:
         raise ValueError("--benchmark-model is for --adb; add --adb [SERIAL]")
     if benchmark_model and not Path(benchmark_model).is_file():
         raise ValueError(f"--benchmark-model {benchmark_model}: no such file")
+    if adb is not None:
+        from egeunet.benchmarks.adb import Adb
+
+        # adb on PATH and the phone attached and authorised: a RuntimeError saying what is wrong
+        # now, not after the host rows (and not a wait for ever on `adb wait-for-device`)
+        Adb(adb or None).check_attached()
     if emulate:
         from egeunet.benchmarks import emulate as em
 
@@ -61,7 +67,7 @@ def device_rows(tflites: list[tuple[Path, dict]], split, torch_masks, threads: t
     if adb is not None:
         rows += _adb_rows(tflites, threads, runs, warmup, adb, benchmark_model, row)
     for cpu in emulate:
-        n = device_images or (4 if quick else 8)
+        n = min(device_images or (4 if quick else 8), len(split.images))  # --quick loads 16 test images
         rows += _emulated_rows(tflites, split, torch_masks, n, cpu, row)
     return rows
 
@@ -77,13 +83,25 @@ def _ssh_rows(tflites, split, torch_masks, threads, runs, warmup, n, remote, pyt
 
     target = SSHTarget.parse(remote)
     images, masks, tmasks = split.images[:n], split.masks[:n], torch_masks[:n]
-    preps = [dc.prepare(p, images) for p, _ in tflites]
+    preps, failed = {}, {}
+    for path, _ in tflites:  # a file this machine cannot open is a failed row, not the end of the run
+        try:
+            preps[path] = dc.prepare(path, images)
+        except (RuntimeError, ValueError, OSError, ImportError) as e:
+            failed[path] = e
     try:
-        results = measure(target, preps, threads, runs, warmup, python, tuple(ssh_args))
+        results = dict(zip(preps, measure(target, list(preps.values()), threads, runs, warmup, python,
+                                          tuple(ssh_args)))) if preps else {}
     except (RuntimeError, OSError, ValueError) as e:
-        return [_fail(row(p, m, str(target)), e) for p, m in tflites]
+        failed.update({path: e for path in preps})
+        results = {}
     rows = []
-    for (path, man), prep, res in zip(tflites, preps, results):
+    for path, man in tflites:
+        res = results.get(path) or {"error": ""}
+        if path in failed or "error" in res:
+            rows.append(_fail(row(path, man, str(target)), failed.get(path) or RuntimeError(res["error"])))
+            continue
+        prep = preps[path]
         r = row(path, man, f"{target} ({res['device'].get('cpu', res['device'].get('machine', '?'))})",
                 n_images=len(images), latency_ms=res["latency_ms"])
         try:
@@ -106,8 +124,11 @@ def _adb_rows(tflites, threads, runs, warmup, serial, benchmark_model, row):
         return [_fail(row(p, m, f"adb {serial or ''}".strip()), e) for p, m in tflites]
     rows = []
     for path, man in tflites:
-        r = row(path, man, f"{res['device']} cores {res['mask']}",
+        r = row(path, man, f"{res['device']} cores {res['mask'] or 'not pinned (cpufreq unreadable)'}",
                 reason="latency only: benchmark_model feeds random inputs (no Dice, no parity)")
+        if path.name in res.get("errors", {}):
+            rows.append(_fail(r, RuntimeError(res["errors"][path.name])))
+            continue
         r.latency_ms = res["results"][path.name]
         first = r.latency_ms[str(threads[0])]
         r.fps = 1000.0 / first.get("p50", first["avg"])

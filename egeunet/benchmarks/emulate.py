@@ -159,8 +159,11 @@ class Lab:
 
     def run(self, cpu: str, model: Path, inputs: Path, warmup: int = 0, runs: int = 0,
             outputs: Path | None = None, counts: Path | None = None, timeout: float = 1800) -> None:
-        r = dc.run_runner(self.python(cpu, counts), model, inputs, threads=1, warmup=warmup, runs=runs,
-                          outputs=outputs, env=self.env(), timeout=timeout)
+        try:
+            r = dc.run_runner(self.python(cpu, counts), model, inputs, threads=1, warmup=warmup, runs=runs,
+                              outputs=outputs, env=self.env(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"emulated {cpu}: {model.name} did not finish within {timeout:g} s") from None
         if r.returncode != 0:
             raise RuntimeError(f"emulated {cpu}: {model.name} failed: {dc.last_line(r.stderr, f'exit {r.returncode}')}")
 
