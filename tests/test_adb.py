@@ -258,3 +258,17 @@ def test_a_phone_that_hides_cpufreq_is_measured_unpinned(fake_adb, monkeypatch, 
     res = measure([tmp_path / "m.tflite"], tmp_path / "benchmark_model", threads=(2,), warmup=1, runs=5)
     assert res["mask"] is None and res["errors"] == {} and res["results"]["m.tflite"]["2"]["runs"] == 50
     assert benchmark_command("/d/bm", "/d/m.tflite", 2, None, 1, 5).startswith("/d/bm --graph=/d/m.tflite")
+
+
+def test_more_threads_than_big_cores_is_warned(fake_adb, tmp_path, caplog):
+    """The fake phone has 4 big cores (mask f0): 8 threads pinned there time the scheduler."""
+    from egeunet.benchmarks.adb import measure
+
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    (tmp_path / "benchmark_model").write_bytes(b"x")
+    with caplog.at_level("WARNING", logger="egeunet.benchmarks.adb"):
+        measure([tmp_path / "m.tflite"], tmp_path / "benchmark_model", threads=(4,), warmup=1, runs=5)
+    assert "oversubscribed" not in caplog.text
+    with caplog.at_level("WARNING", logger="egeunet.benchmarks.adb"):
+        measure([tmp_path / "m.tflite"], tmp_path / "benchmark_model", threads=(1, 8), warmup=1, runs=5)
+    assert "4 big core(s) (mask f0): --threads 8 runs oversubscribed" in caplog.text

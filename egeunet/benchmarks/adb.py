@@ -177,6 +177,10 @@ def measure(models: list[Path], benchmark_model: str | Path, serial: str | None 
     try:
         mask = big_core_mask(parse_cpu_freqs(dev.call(dev.shell(CPU_FREQS_CMD))))
         log.info("[adb] %s (%s), big cores mask %s", model_name, abi, mask)
+        big = bin(int(mask, 16)).count("1")
+        if max(threads) > big:  # more threads than pinned cores time the scheduler, not the model
+            log.warning("[adb] %s has %d big core(s) (mask %s): --threads %d runs oversubscribed there",
+                        model_name, big, mask, max(threads))
     except RuntimeError as e:  # a phone that hides cpufreq: measure anyway, on whichever cores the OS picks
         mask = None
         log.warning("[adb] %s (%s): %s; the runs are not pinned to the big cores", model_name, abi, e)
