@@ -20,7 +20,10 @@ USER_ERRORS = (DataError, CheckpointError, ImageReadError, ValueError, ImportErr
 def _user_errors(fn):
     @functools.wraps(fn)
     def wrapper(argv=None) -> int:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        # Our own progress lines at INFO; other libraries only from WARNING up (coremltools logs
+        # every converted and removed op at INFO: thousands of lines per Core ML export).
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        logging.getLogger("egeunet").setLevel(logging.INFO)
         try:
             return fn(argv) or 0
         except USER_ERRORS as e:
@@ -135,6 +138,9 @@ def train_main(argv=None) -> int:
                       device=a.device, cuda_graphs=not a.no_cuda_graphs, plot_every=a.plot_every, progress=not a.quiet)
     summary = train(cfg)
     print(f"best val Dice {summary['best_val_dice']:.4f}; best checkpoint {summary['best']}")
+    if summary["epoch"] < a.epochs:  # --stop-after-epoch: say how the schedule goes on
+        print(f"stopped after epoch {summary['epoch']} of {a.epochs}: add --resume to the same command "
+              f"(without --stop-after-epoch, or with a later one) to continue")
     return 0
 
 

@@ -44,12 +44,15 @@ def resolve_data_root(data: str | os.PathLike | None = None, required: bool = Tr
         if not root.is_dir():
             raise DataError(f"{root}: data folder does not exist (from --data or ${ENV_VAR})")
         return root
-    for cand in default_data_candidates():
+    cands = default_data_candidates()
+    for cand in cands:
         if (cand / "splits.csv").is_file():
             return cand.resolve()
     if required:
-        raise DataError(f"no data folder given: pass --data DIR or set ${ENV_VAR} "
-                        "(a folder with images/, masks/ and splits.csv)")
+        looked = ", ".join(dict.fromkeys(os.path.relpath(c.resolve()) for c in cands))
+        raise DataError(f"no data folder given and none found (looked in {looked}): pass --data DIR or set "
+                        f"${ENV_VAR} (a folder with images/, masks/ and splits.csv). The ISIC 2018 data is "
+                        "licensed and not in this repository: see the README's Data section")
     return None
 
 

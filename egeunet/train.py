@@ -260,6 +260,8 @@ def train(cfg: TrainConfig) -> dict:
     last_epoch = min(cfg.epochs, cfg.stop_after_epoch or cfg.epochs)
     if cfg.resume:
         _check_work_left(out, state_path, last_epoch, cfg.epochs)
+    else:
+        _check_no_earlier_run(out, last_path, best_path)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     cuda = _setup_device(cfg.device)
@@ -377,6 +379,15 @@ def _check_work_left(out: Path, state_path: Path, last_epoch: int, epochs: int) 
     if done >= last_epoch:
         raise ValueError(f"nothing to do: the run in {out} is at epoch {done} already; "
                          f"--stop-after-epoch {last_epoch} must be later")
+
+
+def _check_no_earlier_run(out: Path, last_path: Path, best_path: Path) -> None:
+    """Before any work: a new run (no --resume) must not overwrite the checkpoints of an earlier
+    run in the same folder (its first epoch would replace best.safetensors and last.safetensors)."""
+    found = [p.name for p in (last_path, best_path) if p.is_file()]
+    if found:
+        raise ValueError(f"--out {out} already holds a training run ({', '.join(found)}): continue it with "
+                         f"--resume, or give another --out (or remove that folder) to start a new run")
 
 
 def _setup_device(device: str) -> bool:

@@ -124,3 +124,18 @@ def test_zero_limit_is_refused_not_read_as_no_limit(small_copy):
     root, _ = small_copy
     with pytest.raises(DataError, match="limit must be >= 1"):
         SegmentationFolder(root).load_split("train", 64, limit=0)
+
+
+def test_no_data_folder_says_where_it_looked_and_where_to_read_on(tmp_path, monkeypatch):
+    import egeunet.data
+
+    monkeypatch.delenv("EGEUNET_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(egeunet.data, "default_data_candidates",
+                        lambda: [tmp_path / "shared/data/isic2018", tmp_path.parent / "shared/data/isic2018"])
+    with pytest.raises(DataError) as e:
+        resolve_data_root()
+    msg = str(e.value)
+    assert "--data DIR" in msg and "$EGEUNET_DATA" in msg and "README's Data section" in msg
+    assert "shared/data/isic2018" in msg and "../shared/data/isic2018" in msg
+    assert resolve_data_root(required=False) is None

@@ -41,3 +41,13 @@ def test_bench_includes_the_sensitivity_report(isic_root, tmp_path):
     sens = report["int8_sensitivity"]
     assert sens["n_test"] == 16 and any(row["float"] == "block head" for row in sens["rows"])
     assert "| block head |" in r.stdout
+
+
+def test_litert_messages_glued_together_are_separated():
+    from egeunet.benchmarks.int8_sensitivity import _first_error
+
+    glued = ("failed to delegate CONCATENATION node #410Node number 848 (TfLiteXNNPackDelegate) failed to prepare.\n"
+             "second line")
+    assert _first_error(glued) == ("failed to delegate CONCATENATION node #410; Node number 848 "
+                                   "(TfLiteXNNPackDelegate) failed to prepare.")
+    assert _first_error("Node number 3 failed") == "Node number 3 failed" and len(_first_error("x" * 500)) == 120

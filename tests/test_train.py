@@ -76,6 +76,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(isic_root, tmp_pat
     for args in (["--stop-after-epoch", "1", "--out", "split"], ["--resume", "--out", "split"], ["--out", "straight"]):
         r = _train_cli([*common, *args], tmp_path)
         assert r.returncode == 0, r.stderr
+        # only the stopped session says how to go on
+        assert ("stopped after epoch 1 of 2: add --resume" in r.stdout) == ("--stop-after-epoch" in args), r.stdout
     a = load_tensors(tmp_path / "split" / "last.safetensors")
     b = load_tensors(tmp_path / "straight" / "last.safetensors")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
@@ -159,3 +161,18 @@ def test_a_run_that_cannot_start_leaves_no_output_folder(tmp_path):
     with pytest.raises(DataError, match="missing folder"):
         train(TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "o"), progress=False))
     assert not (tmp_path / "o").exists()
+
+
+def test_a_new_run_refuses_to_overwrite_an_earlier_run_in_its_folder(tmp_path, capsys, monkeypatch):
+    from egeunet.cli import train_main
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "isic2018"
+    run.mkdir(parents=True)
+    kept = {name: f"checkpoint of epoch 200: {name}".encode() for name in ("best.safetensors", "last.safetensors")}
+    for name, data in kept.items():
+        (run / name).write_bytes(data)
+    (tmp_path / "data").mkdir()  # checked before any data is read: an empty folder is enough
+    err = refusal(train_main, ["--data", "data", "--epochs", "1", "--out", "runs/isic2018"], capsys)
+    assert "already holds a training run" in err and "--resume" in err, err
+    assert {name: (run / name).read_bytes() for name in kept} == kept

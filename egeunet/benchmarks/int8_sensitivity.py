@@ -24,6 +24,12 @@ from egeunet.export.tflite_export import FULL_INT8_FLOAT_OPS, op_counts
 OP_TYPES = ("MEAN", "MUL", "ADD", "SUB", "CONV_2D", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR", "CONCATENATION")
 
 
+def _first_error(text: str) -> str:
+    """LiteRT's allocate_tensors error, first line, 120 characters; its messages arrive glued
+    together ("... node #410Node number 848 ..."), so they are separated with "; "."""
+    return re.sub(r"(?<=\S)(?=Node number \d)", "; ", text.splitlines()[0] if text else "")[:120]
+
+
 def _score(model: bytes, images: np.ndarray, ref_logits: np.ndarray, masks: np.ndarray, timing_runs: int) -> dict:
     from egeunet.metrics import SegmentationMeter
     from egeunet.runtimes.litert_runtime import load_interpreter_class
@@ -32,7 +38,7 @@ def _score(model: bytes, images: np.ndarray, ref_logits: np.ndarray, masks: np.n
     try:
         interp.allocate_tensors()
     except RuntimeError as e:  # XNNPACK refuses some mixed float/int8 graphs
-        return {"status": "does not run", "reason": str(e).splitlines()[0][:120]}
+        return {"status": "does not run", "reason": _first_error(str(e))}
     ops = op_counts(interp)
     partitions = ops.pop("DELEGATE", 0)
     i, o = interp.get_input_details()[0], interp.get_output_details()[0]
