@@ -29,14 +29,21 @@ def images_to_tensor(images: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_probabilities(model: torch.nn.Module, images: np.ndarray, pre: Preprocessing, batch_size: int = 16) -> np.ndarray:
-    """Probabilities (N, S, S) float32 for uint8 images (N, S, S, 3) already at the input size."""
+    """Probabilities (N, S, S) float32 for uint8 images (N, S, S, 3) already at the input size
+    ``S = pre.size``; any other array is a ValueError (for one image of any size, use a runtime:
+    :func:`egeunet.runtimes.open_runtime`)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (pre.size, pre.size, 3):
+        raise ValueError(f"expected uint8 images (N, {pre.size}, {pre.size}, 3) at the model's input size, got "
+                         f"{images.dtype} {images.shape}; resize with egeunet.preprocess.resize_image first")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out = np.empty(images.shape[:3], np.float32)
     try:
         for start in range(0, len(images), batch_size):
-            x = images_to_tensor(torch.from_numpy(images[start:start + batch_size]).to(device), pre)
+            batch = np.ascontiguousarray(images[start:start + batch_size])  # torch refuses negative strides
+            x = images_to_tensor(torch.from_numpy(batch).to(device), pre)
             out[start:start + len(x)] = torch.sigmoid(model(x))[:, 0].cpu().numpy()
     finally:
         model.train(was_training)

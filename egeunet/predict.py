@@ -66,9 +66,10 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.35) -> np.ndar
     return out.round().astype(np.uint8)
 
 
-def predict_file(runtime: Runtime, path: Path, out: Path, name: str | None = None) -> Prediction:
+def predict_file(runtime: Runtime, path: str | Path, out: str | Path, name: str | None = None) -> Prediction:
     """Writes ``out/NAME_mask.png`` and ``out/NAME_overlay.png``; ``name`` (default: the file's
     stem) may hold sub-folders, as :func:`collect_named_images` gives."""
+    path, out = Path(path), Path(out)
     image = read_image(path)
     mask = runtime.predict_mask(image)
     name = name or path.stem
@@ -86,12 +87,15 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
     tmp.replace(path)
 
 
-def predict_many(runtime: Runtime, files: list[Path] | dict[Path, str], out: Path, progress: bool = True):
-    """Yields (path, Prediction or error message) for each file; never stops on a bad file.
-    ``files`` may map each file to its output name, as :func:`collect_named_images` does for a
-    list (so that two files with the same stem never overwrite each other's outputs)."""
-    names = files if isinstance(files, dict) else collect_named_images(files)
-    it = list(files)
+def predict_many(runtime: Runtime, files: list[str | Path] | dict[Path, str], out: str | Path, progress: bool = True):
+    """Yields (path, Prediction or error message) for each image file; never stops on a bad file.
+    ``files``: image files and folders (expanded as :func:`collect_named_images` does), or a
+    mapping of each file to its output name, as that function gives (so that two files with the
+    same stem never overwrite each other's outputs)."""
+    names = ({Path(f): n for f, n in files.items()} if isinstance(files, dict)
+             else collect_named_images(list(files)))
+    out = Path(out)
+    it = list(names)
     if progress and len(it) > 1:
         from tqdm import tqdm
 

@@ -19,6 +19,7 @@ and it lets an int8 model take raw uint8 pixels.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -41,12 +42,23 @@ class Preprocessing:
     def __post_init__(self) -> None:
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"mean and std need 3 values (R, G, B), got {self.mean} and {self.std}")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):  # NaN passes every comparison below
+            raise ValueError(f"mean and std must be finite numbers, got {self.mean} and {self.std}")
         if min(self.std) <= 0:
             raise ValueError(f"std must be positive, got {self.std}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {self.threshold}")
         if self.size < 32 or self.size % 32:  # five 2x poolings, and the skips must meet their decoder maps
             raise ValueError(f"size must be a positive multiple of 32 (EGE-UNet halves it five times), got {self.size}")
+
+    def threshold_on(self, output_kind: str) -> float:
+        """The threshold on a model's raw output: :attr:`threshold` on probabilities ("probs"),
+        its logit ``log(t / (1 - t))`` on logits ("logits"; 0.0 for the default 0.5)."""
+        if output_kind == "probs":
+            return self.threshold
+        if output_kind == "logits":
+            return math.log(self.threshold / (1.0 - self.threshold))
+        raise ValueError(f"output kind must be 'logits' or 'probs', not {output_kind!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -126,6 +138,59 @@ def to_rgb_uint8(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
+def as_rgb_uint8(image) -> np.ndarray:
+    """One in-memory image -> RGB uint8 (H, W, 3), what every runtime takes.
+
+    Accepted: a PIL image of any mode (converted as :func:`read_image` converts files; its
+    EXIF orientation is not applied: the pixels are taken as they are), or an array (H, W) or
+    (H, W, 1) grey, (H, W, 3) RGB or (H, W, 4) RGBA (composited on black, as for files) of
+    pixel values 0..255: uint8; another integer type with every value within 0..255; or
+    float with every value within 0..255 (rounded to the nearest integer).
+
+    Refused with a ValueError that names the problem, rather than a silently wrong mask: a
+    batch (N, H, W, C), channels first (C, H, W), an empty image, a boolean array, values
+    outside 0..255 (e.g. 16-bit pixels: scale them down first), NaN / infinity, and float
+    images scaled to 0..1 (largest value in (0, 1]: multiply by 255 first)."""
+    if isinstance(image, Image.Image):
+        if image.width == 0 or image.height == 0:
+            raise ValueError(f"empty image ({image.width}x{image.height} pixels)")
+        return to_rgb_uint8(image)
+    a = np.asarray(image)
+    if a.ndim == 4:
+        raise ValueError(f"expected one image (H, W, 3), got a batch of shape {a.shape}: predict one image at a time")
+    if a.ndim == 3 and a.shape[2] not in (1, 3, 4):
+        hint = (f"; it looks channels-first (C, H, W): pass image.transpose(1, 2, 0)" if a.shape[0] in (1, 3, 4)
+                else "")
+        raise ValueError(f"expected an image (H, W, 3) (or grey (H, W), RGBA (H, W, 4)), got shape {a.shape}{hint}")
+    if a.ndim not in (2, 3):
+        raise ValueError(f"expected an image (H, W, 3) (or grey (H, W), RGBA (H, W, 4)), got shape {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"empty image (shape {a.shape})")
+    if a.dtype != np.uint8:
+        if a.dtype.kind not in "iuf":
+            raise ValueError(f"expected pixel values 0..255 (uint8), got an array of {a.dtype}"
+                             + (" (a boolean array is a mask, not an image)" if a.dtype == bool else ""))
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ValueError(f"image ({a.dtype}) holds NaN or infinite values")
+        lo, hi = a.min(), a.max()
+        if lo < 0 or hi > 255:
+            raise ValueError(f"pixel values must lie within 0..255, got {lo}..{hi} ({a.dtype}); scale the image "
+                             "to 8 bits first (16-bit: (image / 257).round().astype(np.uint8))")
+        if a.dtype.kind == "f":
+            if 0 < hi <= 1:
+                raise ValueError(f"float image with values within 0..1 ({a.dtype}, largest {hi}): egeunet takes "
+                                 "pixels 0..255; pass (image * 255).round().astype(np.uint8)")
+            a = np.rint(a)
+        a = a.astype(np.uint8)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.shape[2] == 1:
+        return np.repeat(a, 3, axis=2)
+    if a.shape[2] == 4:
+        return to_rgb_uint8(Image.fromarray(np.ascontiguousarray(a)))  # uint8 (H, W, 4): RGBA
+    return a
+
+
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     """RGB uint8 (H, W, 3) -> (size, size, 3) with Pillow BILINEAR."""
     if image.shape[:2] == (size, size):
@@ -148,8 +213,9 @@ def normalize(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
 
 
 def to_model_input(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
-    """RGB uint8 image of any size -> float32 NCHW (1, 3, size, size) ready for the network."""
-    x = normalize(resize_image(image, pre.size), pre)
+    """RGB uint8 image of any size (or any image :func:`as_rgb_uint8` takes) -> float32 NCHW
+    (1, 3, size, size) ready for the network."""
+    x = normalize(resize_image(as_rgb_uint8(image), pre.size), pre)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 

@@ -51,3 +51,25 @@ def test_pickled_file_is_refused_not_executed(tmp_path):
     sidecar_path(path).write_text(sidecar_path(tmp_path / "ok.safetensors").read_text())
     with pytest.raises(CheckpointError, match="not a valid safetensors file"):
         load_checkpoint(path)
+
+
+def test_save_refuses_a_name_that_load_would_refuse(tmp_path):
+    """save_checkpoint('w.pt') wrote safetensors bytes under a name load_checkpoint refuses."""
+    with pytest.raises(CheckpointError, match=r"w\.pt: a checkpoint is written as a \.safetensors file"):
+        save_checkpoint(tmp_path / "w.pt", egeunet(), PRE)
+    assert not list(tmp_path.iterdir())
+
+
+def test_weights_replaced_after_saving_load_with_a_warning(tmp_path, caplog):
+    from egeunet.model.checkpoint import save_tensors
+
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "w.safetensors", egeunet(), PRE)
+    with caplog.at_level("WARNING", logger="egeunet.model.checkpoint"):
+        load_checkpoint(path)
+    assert "written for other weights" not in caplog.text
+    save_tensors(path, egeunet().state_dict())  # other weights under the same name, sidecar left as it was
+    with caplog.at_level("WARNING", logger="egeunet.model.checkpoint"):
+        _, pre, meta = load_checkpoint(path)
+    assert "w.json was written for other weights" in caplog.text and pre == PRE
+    assert meta["weights_sha256"] != json.loads(sidecar_path(path).read_text())["weights_sha256"]

@@ -106,3 +106,21 @@ def test_eval_json_in_a_missing_folder_is_made(isic_root, tmp_path, capsys):
     assert eval_main(["--data", str(isic_root), "--split", "val", "--limit", "2", "--threads", "1",
                       "--json", str(out)]) == 0
     assert json.loads(out.read_text())["n_images"] == 2
+
+
+def test_predict_probabilities_refuses_images_not_at_the_input_size_or_not_uint8():
+    """Floats 0..1 gave silently wrong probabilities, 512x512 images a 512x512 map, a single
+    (H, W, 3) image a torch error about permute."""
+    import numpy as np
+
+    from egeunet.evaluate import predict_probabilities
+
+    model, pre, _ = load_checkpoint()
+    images = np.random.default_rng(0).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
+    for bad in (images.astype(np.float32) / 255, np.zeros((1, 512, 512, 3), np.uint8), images[0],
+                np.ascontiguousarray(images.transpose(0, 3, 1, 2))):
+        with pytest.raises(ValueError, match=r"expected uint8 images \(N, 256, 256, 3\)"):
+            predict_probabilities(model, bad, pre)
+    flipped = images[:, ::-1]  # negative strides: torch.from_numpy refused them
+    np.testing.assert_array_equal(predict_probabilities(model, flipped, pre),
+                                  predict_probabilities(model, np.ascontiguousarray(flipped), pre))

@@ -125,3 +125,27 @@ def test_export_refuses_a_folder_that_holds_another_export(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["egeunet_int8.tflite", "manifest.json"]
     with pytest.raises(ValueError, match="min_iou must be a number, not nan"):
         export("onnx", out=tmp_path / "o", min_iou=float("nan"))
+
+
+def test_manifest_and_coreml_metadata_threshold_on_logits_follows_the_probability_threshold(tmp_path):
+    """on_output was 0.0 for any logits model: right only for the default threshold 0.5."""
+    import math
+
+    from egeunet.export import find_format
+    from egeunet.export.manifest import build_manifest
+    from egeunet.export.onnx_export import onnx_io_spec
+    from egeunet.preprocess import Preprocessing
+
+    pre = Preprocessing(threshold=0.7)
+    fmt = find_format("onnx", "fp32")
+    artifact = tmp_path / "m.onnx"
+    artifact.write_bytes(b"x")
+    for output, expected in (("logits", math.log(0.7 / 0.3)), ("probs", 0.7)):
+        man = build_manifest(fmt, artifact, onnx_io_spec(256, output), pre, "0" * 64, {})
+        assert man["threshold"]["on_output"] == pytest.approx(expected)
+    pytest.importorskip("coremltools")
+    from egeunet.export.coreml_export import coreml_metadata
+
+    meta = coreml_metadata(pre, "logits")
+    assert float(meta["egeunet.threshold"]) == pytest.approx(math.log(0.7 / 0.3))
+    assert json.loads(meta["egeunet.preprocessing"])["threshold"] == 0.7  # JSON an app can parse, not a repr

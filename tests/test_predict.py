@@ -156,3 +156,26 @@ def test_large_but_legal_image_gives_no_pillow_warning(tmp_path):
         with pytest.raises(ImageReadError, match="big.png: not a readable image") as e:
             read_image(path)
     assert "too large" not in str(e.value)
+
+
+def test_library_functions_take_str_paths_and_folders(tmp_path):
+    """predict_file / predict_many with str paths (they raised AttributeError / TypeError), and
+    predict_many with a folder in its list predicts the folder's images (it reported the
+    folder itself as an unreadable image)."""
+    from egeunet.predict import predict_file, predict_many
+    from egeunet.runtimes import open_runtime
+
+    src = tmp_path / "in" / "sub"
+    src.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.jpg"):
+        Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(src / name)
+    rt = open_runtime()
+    p = predict_file(rt, str(src / "a.png"), str(tmp_path / "o1"))
+    assert p.mask_path == tmp_path / "o1" / "a_mask.png" and p.mask_path.is_file() and p.size == (60, 40)
+    results = dict(predict_many(rt, [str(tmp_path / "in")], str(tmp_path / "o2"), progress=False))
+    assert sorted(results) == [src / "a.png", src / "b.jpg"]
+    assert all(not isinstance(r, str) for r in results.values()), results
+    assert (tmp_path / "o2" / "sub" / "b_mask.png").is_file()
+    results = dict(predict_many(rt, [str(src / "b.jpg")], tmp_path / "o3", progress=False))
+    assert not isinstance(results[src / "b.jpg"], str) and (tmp_path / "o3" / "b_mask.png").is_file()

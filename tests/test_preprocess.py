@@ -96,3 +96,22 @@ def test_preprocessing_round_trips_through_dict_and_validates():
     for size in (0, -8, 255, 16):  # the network halves its input five times
         with pytest.raises(ValueError, match=f"size must be a positive multiple of 32 .*got {size}"):
             Preprocessing(size=size)
+
+
+def test_nan_or_infinite_normalisation_is_refused():
+    """std NaN passed the std > 0 check: every output was NaN and every mask empty."""
+    for mean, std in (((0.0, 0.0, 0.0), (1.0, float("nan"), 1.0)), ((float("inf"), 0.0, 0.0), (1.0, 1.0, 1.0))):
+        with pytest.raises(ValueError, match="finite"):
+            Preprocessing(mean=mean, std=std)
+
+
+def test_threshold_on_logits_is_the_logit_of_the_probability_threshold():
+    from egeunet.preprocess import sigmoid
+
+    assert Preprocessing().threshold_on("logits") == 0.0
+    pre = Preprocessing(threshold=0.7)
+    t = pre.threshold_on("logits")
+    assert t == pytest.approx(np.log(0.7 / 0.3)) and float(sigmoid(np.float32(t))) == pytest.approx(0.7)
+    assert pre.threshold_on("probs") == 0.7
+    with pytest.raises(ValueError, match="'logits' or 'probs'"):
+        pre.threshold_on("prob")

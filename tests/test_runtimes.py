@@ -92,3 +92,123 @@ def test_a_renamed_copy_beside_its_manifest_still_opens(tflite_exports, tmp_path
     shutil.copy(tflite_exports["fp16"][1] / "egeunet_fp16.tflite", tmp_path / "other.tflite")
     with pytest.raises(ValueError, match="describes 'egeunet_fp32.tflite', not other.tflite"):
         open_runtime(tmp_path / "other.tflite")
+
+
+@pytest.fixture(scope="module")
+def torch_rt_and_photo():
+    """The shipped weights and a synthetic dermoscopy photo of another size and aspect ratio."""
+    from PIL import Image
+
+    from egeunet.export.calibration import synthetic_dermoscopy
+
+    img = np.asarray(Image.fromarray(synthetic_dermoscopy(1, 256, seed=3)[0]).resize((150, 110), Image.BILINEAR))
+    rt = open_runtime()
+    mask = rt.predict_mask(img)
+    assert mask.shape == (110, 150) and 0.02 < mask.mean() < 0.98  # a mask that any wrong input would change
+    return rt, img, mask
+
+
+def test_other_image_forms_give_the_mask_of_the_same_rgb_uint8_image(torch_rt_and_photo):
+    """Grey, RGBA, other pixel dtypes, PIL images, views and read-only arrays: the mask of the
+    equivalent RGB uint8 image (they were broadcast errors, AttributeErrors or wrapped values)."""
+    from PIL import Image
+
+    rt, img, mask = torch_rt_and_photo
+    readonly = img.copy()
+    readonly.flags.writeable = False
+    same = {
+        "float64": img.astype(np.float64), "float32 +0.3": img.astype(np.float32) + 0.3 * (img < 255),
+        "int64": img.astype(np.int64), "uint16 within 0..255": img.astype(np.uint16),
+        "PIL RGB": Image.fromarray(img), "Fortran order": np.asfortranarray(img),
+        "reversed view": img[:, ::-1][:, ::-1], "read-only": readonly,
+    }
+    for what, image in same.items():
+        np.testing.assert_array_equal(rt.predict_mask(image), mask, err_msg=what)
+        np.testing.assert_array_equal(rt.predict(image), rt.predict(img), err_msg=what)
+    grey = np.asarray(Image.fromarray(img).convert("L"))
+    grey_mask = rt.predict_mask(np.repeat(grey[:, :, None], 3, axis=2))
+    for what, image in {"(H, W)": grey, "(H, W, 1)": grey[:, :, None], "PIL L": Image.fromarray(grey)}.items():
+        np.testing.assert_array_equal(rt.predict_mask(image), grey_mask, err_msg=what)
+    alpha = np.full(img.shape[:2], 255, np.uint8)
+    alpha[:, :40] = 0  # transparent on the left: composited on black, as read_image does for files
+    on_black = img.copy()
+    on_black[:, :40] = 0
+    np.testing.assert_array_equal(rt.predict_mask(np.dstack([img, alpha])), rt.predict_mask(on_black))
+    tiny = rt.predict_mask(img[:1, :1])
+    assert tiny.shape == (1, 1) and tiny.dtype == bool
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda im: im.astype(np.float32) / 255, r"values within 0\.\.1 .*\* 255"),
+    (lambda im: im.astype(np.uint16) << 8, r"within 0\.\.255, got .*uint16.*8 bits"),
+    (lambda im: im.astype(np.int16) - 256, r"within 0\.\.255, got -\d+\.\."),
+    (lambda im: np.where(im > 100, np.nan, im.astype(np.float32)), "NaN"),
+    (lambda im: im > 128, "boolean array is a mask"),
+    (lambda im: im.transpose(2, 0, 1), r"channels-first .*transpose\(1, 2, 0\)"),
+    (lambda im: im[None], "batch of shape .1, 110, 150, 3."),
+    (lambda im: np.stack([im, im]), "batch"),
+    (lambda im: im[:0], "empty image"),
+    (lambda im: np.dstack([im, im]), r"got shape \(110, 150, 6\)"),
+    (lambda im: im.astype(str), "<U"),
+])
+def test_inputs_that_would_give_a_wrong_mask_are_refused_by_name(torch_rt_and_photo, make, message):
+    rt, img, _ = torch_rt_and_photo
+    for call in (rt.predict, rt.predict_mask, rt.prepare):
+        with pytest.raises(ValueError, match=message):
+            call(make(img))
+
+
+def test_litert_runtime_serialises_calls_from_several_threads(monkeypatch, tmp_path):
+    """One interpreter holds one input and one output buffer: threads sharing a runtime must
+    take turns (LiteRT raised 'at least 1 reference to internal data', or returned another
+    call's output)."""
+    import threading
+    import time
+
+    from egeunet.preprocess import Preprocessing
+    from egeunet.runtimes import IOSpec, litert_runtime
+
+    class FakeInterpreter:  # records overlapping calls; the "model" returns its input's first pixel
+        def __init__(self, model_path, num_threads):
+            self.busy, self.overlaps, self.x = False, 0, None
+
+        def allocate_tensors(self):
+            pass
+
+        def get_input_details(self):
+            return [{"index": 0, "dtype": np.float32}]
+
+        def get_output_details(self):
+            return [{"index": 1}]
+
+        def set_tensor(self, index, x):
+            self.overlaps += self.busy
+            self.busy, self.x = True, x
+
+        def invoke(self):
+            time.sleep(0.002)
+
+        def get_tensor(self, index):
+            y = np.full((1, 1, 32, 32), self.x.flat[0], np.float32)
+            self.busy = False
+            return y
+
+    monkeypatch.setattr(litert_runtime, "load_interpreter_class", lambda: FakeInterpreter)
+    pre = Preprocessing(size=32)
+    spec = IOSpec("image", (1, 32, 32, 3), "float32", "NHWC", "pixels", "logits", (1, 32, 32, 1), "float32", "logits")
+    rt = litert_runtime.LiteRTRuntime(tmp_path / "m.tflite", manifest={"preprocessing": pre.to_dict(),
+                                                                       "io": spec.to_dict()})
+    wrong = []
+
+    def work(k):
+        for v in range(k * 10, k * 10 + 10):
+            y = rt.logits_or_probs(np.full((32, 32, 3), v, np.uint8))
+            if not (y == v).all():
+                wrong.append(v)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert rt.interpreter.overlaps == 0 and not wrong

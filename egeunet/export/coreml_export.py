@@ -18,6 +18,7 @@ spec; parity is checked on macOS only (tests/test_export_coreml.py).
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -43,6 +44,17 @@ def coreml_io_spec(mlmodel, size: int, output: str) -> IOSpec:
     dtype = {65552: "float16", 65568: "float32", 131104: "int32"}.get(arr.dataType, str(arr.dataType))
     return IOSpec(INPUT_NAME, (1, 3, size, size), "image RGB", "NCHW", "pixels", out.name,
                   tuple(int(d) for d in arr.shape), dtype, output)
+
+
+def coreml_metadata(pre: Preprocessing, output: str) -> dict[str, str]:
+    """The contract in the model's own metadata, for an app that reads only the .mlpackage:
+    the preprocessing as JSON, the output kind, and the threshold on that output (the logit of
+    the probability threshold for logits)."""
+    return {
+        "egeunet.preprocessing": json.dumps(pre.to_dict(), sort_keys=True),
+        "egeunet.output": output,
+        "egeunet.threshold": repr(pre.threshold_on(output)),
+    }
 
 
 def torch_to_coreml(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: str,
@@ -73,11 +85,7 @@ def torch_to_coreml(model: EGEUNet, pre: Preprocessing, artifact: Path, precisio
                                                       weight_threshold=0))
         mlmodel = cto.linear_quantize_weights(mlmodel, config=config)
     mlmodel.short_description = "EGE-UNet skin-lesion segmentation (egeunet)"
-    mlmodel.user_defined_metadata.update({
-        "egeunet.preprocessing": str(pre.to_dict()),
-        "egeunet.output": output,
-        "egeunet.threshold": str(0.0 if output == "logits" else pre.threshold),
-    })
+    mlmodel.user_defined_metadata.update(coreml_metadata(pre, output))
     mlmodel.save(str(artifact))
     return coreml_io_spec(mlmodel, pre.size, output), {"graph": {"coreml_ops": coreml_op_counts(mlmodel),
                                                         "min_deployment_target": MIN_TARGET}}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict
@@ -18,6 +19,8 @@ import torch
 
 from egeunet.model.egeunet import EGEUNet, EGEUNetConfig
 from egeunet.preprocess import Preprocessing
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"
@@ -91,6 +94,9 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def save_checkpoint(path: str | os.PathLike, model: EGEUNet, pre: Preprocessing, **meta) -> Path:
     """Write ``path`` (.safetensors) and its JSON sidecar; returns the weights path."""
     path = Path(path)
+    if path.suffix != ".safetensors":  # load_checkpoint (and open_runtime) would refuse the file
+        raise CheckpointError(f"{path}: a checkpoint is written as a .safetensors file (its sidecar beside it "
+                              f"as {path.with_suffix('.json').name}), not {path.suffix or 'a name without suffix'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_tensors(path, model.state_dict())
     sidecar = {
@@ -151,5 +157,11 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> tuple[EGEUNet, Pre
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not fit the config in {sidecar_path(path).name} "
                               f"(missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: {unexpected[:3]})")
-    meta["weights_sha256"] = file_sha256(path)
+    actual = file_sha256(path)
+    recorded = meta.get("weights_sha256")
+    if recorded and recorded != actual:  # weights edited or swapped after saving: legitimate, but say so
+        log.warning("[checkpoint] %s: its sidecar %s was written for other weights (sha256 %s…, the file's is "
+                    "%s…): the config and normalisation it gives may not be these weights'", path,
+                    sidecar_path(path).name, recorded[:12], actual[:12])
+    meta["weights_sha256"] = actual
     return model.eval(), pre, meta

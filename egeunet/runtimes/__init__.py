@@ -12,7 +12,9 @@ BY_SUFFIX = {".safetensors": "torch", ".onnx": "onnxruntime", ".tflite": "litert
 
 def open_runtime(path: str | Path | None = None, runtime: str | None = None, threads: int | None = None,
                  manifest: dict | None = None) -> Runtime:
-    """Open a model file. ``path=None`` is the shipped PyTorch weights."""
+    """Open a model file. ``path=None`` is the shipped PyTorch weights. ``threads``: the
+    runtime's intra-op threads (for the PyTorch runtime that is PyTorch's process-wide setting,
+    ``torch.set_num_threads``; ONNX Runtime and LiteRT keep theirs per session)."""
     if threads is not None and threads < 1:  # else torch fails deep inside, and LiteRT blames the model
         raise ValueError(f"threads must be >= 1, not {threads}")
     if path is None:

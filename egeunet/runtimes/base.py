@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.preprocess import Preprocessing, normalize, probabilities_to_mask, resize_image, sigmoid
+from egeunet.preprocess import Preprocessing, as_rgb_uint8, normalize, probabilities_to_mask, resize_image, sigmoid
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,9 @@ class Runtime(ABC):
         """Run the graph on one input laid out as ``self.spec`` says; raw output."""
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
-        """RGB uint8 image of any size -> this model's input tensor (batch 1)."""
-        img = resize_image(np.asarray(image, dtype=np.uint8), self.pre.size)
+        """RGB uint8 image of any size (or any image :func:`~egeunet.preprocess.as_rgb_uint8`
+        takes) -> this model's input tensor (batch 1)."""
+        img = resize_image(as_rgb_uint8(image), self.pre.size)
         if self.spec.input_values == "pixels":
             x = img.astype(self.spec.input_dtype)
         else:
@@ -160,10 +161,13 @@ class Runtime(ABC):
         return np.asarray(y, dtype=np.float32).reshape(self.pre.size, self.pre.size)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
-        """Probabilities (size, size) float32 for an RGB uint8 image of any size."""
+        """Probabilities (size, size) float32 for an RGB uint8 image (H, W, 3) of any size; grey,
+        RGBA, other pixel dtypes and PIL images as :func:`~egeunet.preprocess.as_rgb_uint8`
+        says (anything else is a ValueError naming the problem)."""
         y = self.logits_or_probs(image)
         return sigmoid(y) if self.spec.output_kind == "logits" else y
 
     def predict_mask(self, image: np.ndarray) -> np.ndarray:
-        """Boolean lesion mask at the image's own size."""
+        """Boolean lesion mask (H, W) at the image's own size (the same inputs as :meth:`predict`)."""
+        image = as_rgb_uint8(image)
         return probabilities_to_mask(self.predict(image), image.shape[:2], self.pre)

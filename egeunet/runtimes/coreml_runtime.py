@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.preprocess import resize_image
+from egeunet.preprocess import as_rgb_uint8, resize_image
 from egeunet.runtimes.base import Runtime, manifest_contract, read_manifest
 
 
@@ -29,7 +29,7 @@ class CoreMLRuntime(Runtime):
     def prepare(self, image: np.ndarray):
         from PIL import Image
 
-        return Image.fromarray(resize_image(np.asarray(image, dtype=np.uint8), self.pre.size))
+        return Image.fromarray(resize_image(as_rgb_uint8(image), self.pre.size))
 
     def _run(self, x) -> np.ndarray:  # macOS only
         return np.asarray(self.model.predict({self.spec.input_name: x})[self.spec.output_name])

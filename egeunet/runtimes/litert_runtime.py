@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,13 @@ class LiteRTRuntime(Runtime):
             raise ValueError(f"{path}: LiteRT cannot load it ({str(e).splitlines()[0]})") from None
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
+        # One interpreter has one set of input / output buffers: calls from several threads
+        # (a web server sharing one runtime) take turns, else they fail or swap outputs.
+        self._lock = threading.Lock()
         super().__init__(path, pre, spec)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self._in["index"], x.astype(self._in["dtype"], copy=False))
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._out["index"])
+        with self._lock:
+            self.interpreter.set_tensor(self._in["index"], x.astype(self._in["dtype"], copy=False))
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self._out["index"])  # a copy, not a view of the buffer

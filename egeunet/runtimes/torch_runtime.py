@@ -22,7 +22,7 @@ class TorchRuntime(Runtime):
 
         from egeunet.model.checkpoint import PRETRAINED, load_checkpoint
 
-        if threads:
+        if threads:  # PyTorch has one intra-op thread count per process: this sets it for all of it
             torch.set_num_threads(threads)
         self.model, pre, self.meta = load_checkpoint(path)
         super().__init__(path or PRETRAINED, pre, torch_spec(pre.size))
