@@ -6,8 +6,11 @@ Changes from the official code, and why:
 - the rotation angle is drawn for every sample (the official transform draws it once per
   run, so every image was rotated by the same angle);
 - fixed mean/std normalisation from the training split instead of per-image min-max;
-- the cosine schedule runs over the whole run, stepped per batch (the official one restarts
-  every 50 epochs);
+- the cosine schedule is one decay over the whole run, stepped per batch (the official
+  ``CosineAnnealingLR(T_max=50)`` stepped per epoch is a wave over 300 epochs: down to 1e-5 at
+  epochs 51/151/251, back up to 1e-3 at 100/200/300);
+- masks are binary (nearest resize, > 127) as training targets, not bilinearly resized;
+  the rotation acts on the 256x256 image (bilinear, training-mean fill);
 - augmentation runs on whole batches in torch (no per-sample PIL work), on images decoded
   once into memory; the step runs channels_last with compiled LayerNorms and loss, fused AdamW,
   and glibc keeps freed buffers instead of faulting them in again each step
@@ -15,7 +18,10 @@ Changes from the official code, and why:
   (``python -m egeunet.benchmarks.train_throughput``);
 - ``--device cuda`` replays the whole step as a CUDA graph (``egeunet.graphed_step``), with
   full float32 convolutions (TF32 off), the same mathematics again;
-- the best checkpoint is chosen on the val split, never on test.
+- the best checkpoint is chosen by Dice on the val split, never on test (the official code
+  keeps the lowest val loss, on the split it also tests on).
+
+The README's "What we changed from the official code" lists each difference with its reason.
 """
 
 from __future__ import annotations

@@ -56,6 +56,17 @@ def test_variants_without_deep_supervision_or_bridge_train_and_infer(overrides):
     assert m.eval()(torch.randn(1, 3, 128, 128)).shape == (1, 1, 128, 128)
 
 
+def test_more_classes_change_only_the_final_head():
+    """num_classes sizes the final head; the five deep-supervision maps stay one channel, as in
+    the official code, because each is also the mask its bridge concatenates to every group."""
+    torch.manual_seed(0)
+    m = egeunet(num_classes=3).train()
+    aux, final = m(torch.randn(2, 3, 64, 64))
+    assert final.shape == (2, 3, 64, 64) and all(a.shape == (2, 1, 64, 64) for a in aux)
+    assert m.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    assert count_parameters(m) == 53_374 + 2 * (8 + 1)  # two more output channels of the 8->1 head
+
+
 def test_ghpa_maps_follow_official_axes():
     # x2 is weighted on the (C, H) plane (constant along W), x3 on the (C, W) plane.
     from egeunet.model.egeunet import GHPA

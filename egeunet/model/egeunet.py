@@ -259,7 +259,9 @@ class EGEUNet(nn.Module):
             if cfg.bridge else None
         )
         self.aux_heads = (
-            nn.ModuleList(nn.Conv2d(c[i], cfg.num_classes, 1) for i in (4, 3, 2, 1, 0))
+            # one channel whatever num_classes is, as in the official code: each aux map is also
+            # the mask a bridge concatenates to every one of its groups (GAB takes one channel)
+            nn.ModuleList(nn.Conv2d(c[i], 1, 1) for i in (4, 3, 2, 1, 0))
             if cfg.deep_supervision else None
         )
         self.head = nn.Conv2d(c[0], cfg.num_classes, 1)
