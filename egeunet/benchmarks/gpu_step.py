@@ -22,7 +22,6 @@ ratio says how much of an eager step is CPU time spent launching ~1,500 small ke
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 from egeunet.cli import _int_at_least
 from egeunet.graphed_step import GraphedTrainingStep
 from egeunet.model import egeunet
+from egeunet.model.checkpoint import atomic_write_json
 from egeunet.train import _eager_step, _setup_device, build_model_and_optimizer, deep_supervision_loss
 
 VARIANTS = ["eager", "eager + trainer kernels", "CUDA graph (= egeunet-train)"]
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     print(f"CUDA graph vs eager: {res['vs_eager'][VARIANTS[-1]]:.2f}x ({res['machine']['gpu']}, "
           f"batch {a.batch}, {a.size}x{a.size})")
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
+        atomic_write_json(a.json, res)
     return 0
 
 

@@ -30,7 +30,6 @@ to a temporary folder in the same layout, so anyone can run it.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import platform
 import resource
@@ -49,6 +48,7 @@ from egeunet.data import SegmentationFolder, channel_stats, resolve_data_root
 from egeunet.evaluate import images_to_tensor
 from egeunet.host_memory import keep_freed_memory
 from egeunet.model import egeunet
+from egeunet.model.checkpoint import atomic_write_json
 from egeunet.model.egeunet import GHPA, LayerNorm2d, interpolate_bilinear
 from egeunet.model.fast_convs import use_written_out_dilated_convs
 from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms, group_norm_max_pool
@@ -325,7 +325,7 @@ def main(argv=None) -> int:
           f"({a.threads} threads, batch {a.batch}, "
           f"data {res['data']})")
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
+        atomic_write_json(a.json, res)
     return 0
 
 
