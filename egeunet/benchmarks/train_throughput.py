@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from egeunet.cli import _int_at_least
 from egeunet.data import SegmentationFolder, channel_stats, resolve_data_root
 from egeunet.evaluate import images_to_tensor
 from egeunet.host_memory import keep_freed_memory
@@ -306,11 +307,11 @@ def markdown(res: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--steps", type=int, default=10, help="steps per variant per round")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--threads", type=_int_at_least(1), default=2)
+    p.add_argument("--steps", type=_int_at_least(1), default=10, help="steps per variant per round")
+    p.add_argument("--rounds", type=_int_at_least(1), default=3)
+    p.add_argument("--batch", type=_int_at_least(1), default=8)
+    p.add_argument("--size", type=_int_at_least(1), default=256)
     p.add_argument("--data", help="an image folder (default: the ISIC folder if present, else synthetic images)")
     p.add_argument("--levers", action="store_true", help="also each lever on its own, cumulative")
     p.add_argument("--compile", action="store_true", help="also torch.compile of the whole model (minutes)")
