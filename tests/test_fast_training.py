@@ -11,7 +11,7 @@ from egeunet.model.egeunet import LayerNorm2d, layer_norm_2d, upsample_logits_fo
 from egeunet.model.fast_norms import compile_layer_norms, compiled_layer_norm, eager_layer_norms
 from egeunet.train import build_model_and_optimizer, deep_supervision_loss
 
-from conftest import skip_without_cxx_compiler
+from conftest import refusal, skip_without_cxx_compiler
 
 
 @pytest.mark.parametrize("size_in", [(16, 16), (33, 20), (1, 7)])
@@ -234,3 +234,10 @@ def test_dilated_depthwise_conv_without_compiling_gives_the_same_gradients():
     for got in grads:
         for a, b in zip(got, ref):
             torch.testing.assert_close(a, b, atol=2e-5 * b.abs().max().item(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("args", [["--steps", "0"], ["--rounds", "0"], ["--threads", "-1"]])
+def test_throughput_benchmark_refuses_counts_below_one(args, capsys):
+    from egeunet.benchmarks import train_throughput
+
+    assert "must be >= 1" in refusal(train_throughput.main, args, capsys)
