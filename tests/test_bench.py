@@ -166,3 +166,150 @@ def test_bench_api_refuses_a_thread_count_below_one(tmp_path):
 
     with pytest.raises(ValueError, match="--threads must be >= 1 .got 1 0"):
         run(exports=tmp_path, threads=(1, 0))
+
+
+# --- measurement audit: each test below failed before its fix -----------------------------------
+
+def _report(rows, threads=(1,)):
+    return {"machine": {"cpu": "cpu", "cores": 2}, "date": "2026-11-26", "n_images": 4, "threads": list(threads),
+            "rows": rows}
+
+
+def _row(fmt, precision, status="ok", reason="", p50=None, threads=(1,), **kw):
+    lat = {str(t): {"p50": p50 * (1 + k), "p90": p50, "p99": p50, "runs": 3, "other_load_percent": 0.0}
+           for k, t in enumerate(threads)} if p50 else {}
+    base = {"format": fmt, "precision": precision, "status": status, "reason": reason, "size_bytes": 200_000,
+            "ops": 10, "dice_pooled": 0.9 if p50 else None, "dice_per_image": 0.9 if p50 else None,
+            "iou_vs_torch": 1.0 if p50 else None, "dice_vs_torch": 1.0 if p50 else None, "latency_ms": lat,
+            "fps": 1000 / lat[str(threads[0])]["p50"] if p50 else None, "busy_cpu_percent": 0.0 if p50 else None}
+    return {**base, **kw}
+
+
+def _cells(line):
+    import re
+
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def test_fps_column_names_the_thread_count_its_figure_was_measured_at():
+    """fps is 1000 / p50 at threads[0]; with --threads 2 1 the column said "FPS @1" over the 2-thread figure."""
+    from egeunet.benchmarks.bench import markdown
+
+    report = _report([_row("tflite", "fp32", p50=5.0, threads=(2, 1))], threads=(2, 1))
+    lines = markdown(report).splitlines()
+    head, row = _cells(lines[0]), _cells(lines[2])
+    fps = dict(zip(head, row))[next(h for h in head if h.startswith("FPS"))]
+    t = next(h for h in head if h.startswith("FPS")).split("@")[1]
+    assert float(fps) == pytest.approx(1000 / report["rows"][0]["latency_ms"][t]["p50"], abs=0.05), (head, row)
+
+
+def test_a_reason_holding_a_pipe_keeps_the_table_columns():
+    from egeunet.benchmarks.bench import markdown
+
+    report = _report([_row("onnx", "fp32", status="failed", reason="ONNX Runtime cannot load it (a | b)"),
+                      _row("tflite", "fp32", p50=5.0)])
+    lines = markdown(report).splitlines()
+    assert len(_cells(lines[2])) == len(_cells(lines[0])) == len(_cells(lines[3]))
+
+
+def test_plots_of_a_report_where_no_row_was_measured(tmp_path):
+    """--formats coreml --plots on Linux: every row fails; the plots crashed (min() of nothing) and
+    the bench wrote no report at all."""
+    import numpy as np
+
+    from egeunet.benchmarks.plots import write_plots
+
+    report = _report([_row("coreml", "fp16", status="failed", reason="Core ML prediction needs macOS")])
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    paths = write_plots(report, tmp_path, images, {"truth": [np.zeros((8, 8), bool)] * 2})
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
+def _fake_worker(monkeypatch, seconds=1.0):
+    """The latency worker replaced by a child that keeps ONE core busy for ``seconds`` whatever
+    --threads says, then prints times as the real worker does."""
+    from egeunet.benchmarks import bench
+
+    real = subprocess.run
+    code = ("import json, time\nt = time.perf_counter()\nwhile time.perf_counter() - t < %s: pass\n"
+            "print(json.dumps({'times_ms': [1.0, 2.0, 3.0]}))" % seconds)
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: real([sys.executable, "-c", code], **kw))
+
+
+def test_other_load_is_seen_when_threads_cover_every_core(monkeypatch):
+    """Other load was the machine's busy share minus an assumed `threads` cores for the worker: at
+    threads >= cores it was 0 whatever else ran (measured: p50 4.15 -> 9.30 ms under one busy
+    core, other_load_percent 0.0). Here the worker uses one core, busy loops the others."""
+    import os
+    from pathlib import Path
+
+    from egeunet.benchmarks.bench import measure_latency
+
+    ncpu = os.cpu_count() or 1
+    if ncpu < 2 or not Path("/proc/stat").exists():
+        pytest.skip("needs /proc/stat and 2 cores")
+    _fake_worker(monkeypatch, 1.5)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(ncpu - 1)]
+    try:
+        lat = measure_latency(None, ncpu, 3, 0)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert lat["other_load_percent"] >= 25, lat  # ideally 100 * (ncpu - 1) / ncpu
+
+
+def test_latency_without_proc_stat_is_measured_not_a_crash(monkeypatch):
+    """macOS (the only system where Core ML rows run) has no /proc/stat: the bench stopped at its
+    first latency with FileNotFoundError."""
+    import builtins
+
+    from egeunet.benchmarks.bench import measure_latency
+
+    real_open = builtins.open
+
+    def no_proc_stat(file, *a, **kw):
+        if str(file) == "/proc/stat":
+            raise FileNotFoundError(2, "No such file or directory", file)
+        return real_open(file, *a, **kw)
+
+    _fake_worker(monkeypatch, 0.1)
+    monkeypatch.setattr(builtins, "open", no_proc_stat)
+    lat = measure_latency(None, 1, 3, 0)
+    assert lat["p50"] == 2.0 and lat["runs"] == 3 and lat["other_load_percent"] is None
+
+
+def test_parity_reason_does_not_round_the_iou_up_to_the_limit(isic_root, tmp_path, monkeypatch):
+    """IoU 0.99864 under --min-iou 0.999 read "mask IoU vs torch 0.999 < 0.999"."""
+    from egeunet.benchmarks import bench
+
+    monkeypatch.setattr(bench, "accuracy", lambda *a, **kw: (
+        {"dice_pooled": 0.9, "dice_per_image": 0.9, "iou_vs_torch": 0.99864, "dice_vs_torch": 0.9993}, []))
+    monkeypatch.setattr(bench, "measure_latency", lambda *a: {"p50": 5.0, "p90": 5.0, "p99": 5.0, "runs": 3,
+                                                             "other_load_percent": 0.0})
+    report = bench.run(tmp_path, isic_root, (1,), quick=True, formats=["torch"], min_iou=0.999, make_missing=False)
+    (row,) = report["rows"]
+    assert row["status"] == "parity-failed"
+    shown = float(row["reason"].split("torch ")[1].split(" <")[0])
+    assert shown < 0.999, row["reason"]
+
+
+def test_bytes_and_ops_are_those_of_the_file_measured(isic_root, tmp_path):
+    """A file changed after its export (e.g. tflite_compact.float_weights_to_int8 in place: 196,496 ->
+    191,248 bytes, more ops) kept the manifest's bytes and op count beside the new file's Dice and latency."""
+    import onnx
+
+    from egeunet.benchmarks.bench import run
+    from egeunet.export import export
+
+    exports = tmp_path / "exports"
+    export("onnx", out=exports / "onnx-fp32", data=isic_root, num_verify=2)
+    (f,) = (exports / "onnx-fp32").glob("*.onnx")
+    model = onnx.load(f)
+    model.doc_string = "changed after export " * 100  # same graph, 2 KB more
+    onnx.save(model, f)
+    report = run(exports, isic_root, (1,), quick=True, formats=["onnx"], make_missing=False)
+    (row,) = report["rows"]
+    assert row["status"] == "ok", row["reason"]
+    assert row["size_bytes"] == f.stat().st_size
+    assert row["ops"] is None  # the manifest's count describes another file

@@ -57,3 +57,17 @@ def test_dice_goal_is_a_drop_of_at_most_three_tenths_of_a_point(drop, met):
     report = _report(size=90_000, t_int8=2.0, t_fp32=5.0, t_torch=25.0, insn_int8=40e6, insn_fp32=100e6,
                      dice_int8=0.9 - drop, dice_torch=0.9, iou=0.995)
     assert _verdicts(report)[3] is met
+
+
+def test_a_parity_failed_int8_row_is_judged_not_unmeasured():
+    """--min-iou above the int8 file's IoU (0.9986 < 0.999) made every int8 goal "not measured",
+    including the IoU goal it meets and the size goal it misses."""
+    report = _report(size=196_496, t_int8=7.45, t_fp32=8.40, t_torch=14.46, insn_int8=40e6, insn_fp32=100e6,
+                     dice_int8=0.9316, dice_torch=0.9315, iou=0.9986)
+    report["rows"][2]["status"] = "parity-failed"
+    goals = {g["goal"].split(" (")[0]: g for g in deployment_goals(report)}
+    assert goals["int8 .tflite size"]["met"] is False
+    assert goals["int8 mask IoU vs PyTorch fp32"]["met"] is True
+    assert goals["int8 / fp32 .tflite latency"]["met"] is False
+    report["rows"][2]["iou_vs_torch"] = 0.85  # a badly broken int8 file: a goal not met, not unmeasured
+    assert {g["goal"]: g["met"] for g in deployment_goals(report)}["int8 mask IoU vs PyTorch fp32"] is False

@@ -40,7 +40,7 @@ class Row:
     iou_vs_torch: float | None = None
     dice_vs_torch: float | None = None
     latency_ms: dict = field(default_factory=dict)
-    fps: float | None = None
+    fps: float | None = None  # 1000 / p50 at the first thread count asked for (the table's "FPS @t")
     busy_cpu_percent: float | None = None
     # Rows measured on another device (``--remote``, ``--adb``, ``--emulate``); None = this machine.
     device: str | None = None
@@ -128,16 +128,25 @@ def _op_count(man: dict) -> int | None:
     return graph.get("nodes")
 
 
-def _cpu_busy_percent() -> float:
-    """Whole-machine CPU use from /proc/stat over the interval since the previous call."""
-    with open("/proc/stat") as f:
-        vals = [int(v) for v in f.readline().split()[1:]]
-    idle, total = vals[3] + vals[4], sum(vals)
-    prev = getattr(_cpu_busy_percent, "_prev", None)
-    _cpu_busy_percent._prev = (idle, total)
-    if prev is None or total == prev[1]:
-        return 0.0
-    return 100.0 * (1 - (idle - prev[0]) / (total - prev[1]))
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(idle, total) CPU time of the whole machine from /proc/stat; None where there is none
+    (macOS, where Core ML rows run: the bench must not stop there for want of a load figure)."""
+    try:
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return vals[3] + vals[4], sum(vals[:8])  # guest time is already counted in user time
+
+
+def _children_cpu_s() -> float | None:
+    """CPU seconds of this process's finished children (the latency workers); None off Unix."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def measure_latency(path: Path | None, threads: int, runs: int, warmup: int) -> dict:
@@ -146,17 +155,31 @@ def measure_latency(path: Path | None, threads: int, runs: int, warmup: int) -> 
     if path is not None:
         cmd += ["--model", str(path)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="3")
-    _cpu_busy_percent()
+    before, own0, t0 = _cpu_jiffies(), _children_cpu_s(), time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    busy = _cpu_busy_percent()
+    after, own1, wall = _cpu_jiffies(), _children_cpu_s(), time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError((r.stderr.strip().splitlines() or ["latency worker failed"])[-1])
     times = np.array(json.loads(r.stdout.strip().splitlines()[-1])["times_ms"])
-    # The worker itself keeps `threads` cores busy; more than that means other load.
-    ncpu = os.cpu_count() or 1
-    other = max(0.0, busy - 100.0 * min(threads, ncpu) / ncpu)
+    # Other load = the machine's busy share minus the CPU the worker itself used (measured, not
+    # assumed to be `threads` cores: at threads >= cores that assumption hid any other load).
+    other = None
+    if before and after and after[1] > before[1] and own0 is not None and own1 is not None:
+        busy = 100.0 * (1 - (after[0] - before[0]) / (after[1] - before[1]))
+        own = 100.0 * (own1 - own0) / (max(wall, 1e-9) * (os.cpu_count() or 1))
+        other = round(max(0.0, busy - own), 1)
     return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)),
-            "p99": float(np.percentile(times, 99)), "runs": int(len(times)), "other_load_percent": round(other, 1)}
+            "p99": float(np.percentile(times, 99)), "runs": int(len(times)), "other_load_percent": other}
+
+
+def _below(value: float, limit: float) -> str:
+    """``value`` (< ``limit``) with the table's 4 decimals, or more where 4 would round it up to
+    the limit ("0.999 < 0.999" read as no failure at all)."""
+    for digits in range(4, 13):
+        shown = f"{value:.{digits}f}"
+        if float(shown) < limit:
+            return shown
+    return repr(value)
 
 
 def accuracy(rt, images: np.ndarray, masks: np.ndarray, torch_masks: list[np.ndarray],
@@ -217,7 +240,16 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
         key = f"{fmt}-{precision}"
         if not _wanted(fmt, precision, formats):
             continue
-        row = Row(fmt, precision, str(path) if path else "shipped weights", size_bytes=man.get("bytes"), ops=_op_count(man))
+        size, ops = man.get("bytes"), _op_count(man)
+        if fmt != "torch":  # the file measured, which may have been changed since its manifest was written
+            from egeunet.export.common import sha256_of, size_of
+
+            size = size_of(path)
+            if man.get("sha256") and sha256_of(path) != man["sha256"]:
+                log.warning("[bench] %s differs from the file its manifest describes (sha256): bytes measured, "
+                            "op count unknown; re-export it for a manifest that matches", path)
+                ops = None
+        row = Row(fmt, precision, str(path) if path else "shipped weights", size_bytes=size, ops=ops)
         if man.get("weights_sha256", reference_sha) != reference_sha:  # parity against another model means nothing
             row.status, row.reason = "failed", (f"made from other weights (sha256 {man['weights_sha256'][:12]}…) than "
                                                 f"the PyTorch row: keep one --exports folder per model")
@@ -231,9 +263,11 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
             for t in threads:
                 row.latency_ms[str(t)] = measure_latency(path, t, runs, warmup)
             row.fps = 1000.0 / row.latency_ms[str(threads[0])]["p50"]
-            row.busy_cpu_percent = max(v["other_load_percent"] for v in row.latency_ms.values())
+            loads = [v["other_load_percent"] for v in row.latency_ms.values() if v["other_load_percent"] is not None]
+            row.busy_cpu_percent = max(loads) if loads else None  # None: no /proc/stat to sample
             if row.iou_vs_torch < min_iou:
-                row.status, row.reason = "parity-failed", f"mask IoU vs torch {row.iou_vs_torch:.3f} < {min_iou}"
+                shown = _below(row.iou_vs_torch, min_iou)
+                row.status, row.reason = "parity-failed", f"mask IoU vs torch {shown} < {min_iou}"
         except (ImportError, ValueError, RuntimeError) as e:
             row.status, row.reason = "failed", str(e).splitlines()[0]
         log.info("[bench] %s %s %s", key, row.status, row.reason)
@@ -302,12 +336,13 @@ def markdown(report: dict) -> str:
     rows = report["rows"]
     on_devices = any(r.get("device") for r in rows)
     head = "| format | precision | status | bytes | ops | Dice pooled | Dice/img | IoU vs torch | " + \
-        " | ".join(f"ms p50 @{t}" for t in ts) + " | FPS @1 |" + (" device |" if on_devices else "")
+        " | ".join(f"ms p50 @{t}" for t in ts) + f" | FPS @{ts[0]} |" + (" device |" if on_devices else "")
     lines = [head, "|" + "---|" * (9 + len(ts) + on_devices)]
     for r in rows:
         f = _f
         lat = " | ".join(_p50(r["latency_ms"].get(str(t), {})) for t in ts)
         status = r["status"] + (f" ({r['reason']})" if r["reason"] and r["status"] != "ok" else "")
+        status = status.replace("|", "\\|")  # a "|" in a reason would split the cell and shift the columns
         lines.append(f"| {r['format']} | {r['precision']} | {status} | {f(r['size_bytes'], ',')} | {f(r['ops'], 'd')} | "
                      f"{f(r['dice_pooled'], '.4f')} | {f(r['dice_per_image'], '.4f')} | {f(r['iou_vs_torch'], '.4f')} | "
                      f"{lat} | {f(r['fps'], '.1f')} |" + (f" {r.get('device') or 'this machine'} |" if on_devices else ""))

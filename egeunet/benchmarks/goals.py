@@ -3,7 +3,8 @@
 Each goal compares rows of the same run, so a report answers them on its own:
 ``egeunet-bench --formats torch tflite-fp32 tflite-int8 --threads 1 --emulate cortex-a76``
 gives every figure. A goal whose rows are missing from the report (a format not asked for,
-no emulated core, a failed row) is listed as "not measured", never as met.
+no emulated core, a failed row) is listed as "not measured", never as met. An int8 row that is
+``parity-failed`` (mask IoU vs PyTorch under ``--min-iou``) was measured, and is judged.
 
 The int8 file is the default one, ``egeunet-export --target tflite --int8``.
 """
@@ -18,12 +19,13 @@ FP32_VS_TORCH_MAX = 0.25  # the fp32 .tflite at most a quarter of PyTorch eager'
 EMULATED_CORE = "qemu cortex-a76"  # how devices._emulated_rows names the row's device
 
 
-def _row(report: dict, fmt: str, precision: str, device: str | None = None) -> dict | None:
-    """The report's "ok" row of a file; ``device`` None: this machine's, else the first whose
-    device starts with it."""
+def _row(report: dict, fmt: str, precision: str, device: str | None = None,
+         statuses: tuple[str, ...] = ("ok",)) -> dict | None:
+    """The report's row of a file with one of ``statuses``; ``device`` None: this machine's, else
+    the first whose device starts with it."""
     for r in report["rows"]:
         here = r.get("device") is None if device is None else (r.get("device") or "").startswith(device)
-        if r["format"] == fmt and r["precision"] == precision and here and r["status"] == "ok":
+        if r["format"] == fmt and r["precision"] == precision and here and r["status"] in statuses:
             return r
     return None
 
@@ -40,7 +42,10 @@ def _goal(name: str, target: str, value: float | None, shown: str, met: bool | N
 def deployment_goals(report: dict) -> list[dict]:
     """The five figures of issue #6 (size, int8 speed on x86 and on an emulated A76, Dice,
     mask agreement, fp32 speed against PyTorch) with whether each is met."""
-    torch_row, fp32, int8 = _row(report, "torch", "fp32"), _row(report, "tflite", "fp32"), _row(report, "tflite", "int8")
+    # A parity-failed int8 row is measured: its masks differ from PyTorch's by more than --min-iou,
+    # which is what the IoU and Dice goals judge ("not measured" there hid a goal not met).
+    torch_row, fp32 = _row(report, "torch", "fp32"), _row(report, "tflite", "fp32")
+    int8 = _row(report, "tflite", "int8", statuses=("ok", "parity-failed"))
     goals = []
     size = int8["size_bytes"] if int8 else None
     goals.append(_goal("int8 .tflite size", f"<= {INT8_MAX_BYTES:,} bytes", size, f"{size:,} bytes" if size else "",

@@ -20,6 +20,11 @@ def _ok_rows(report: dict) -> list[dict]:
     return [r for r in report["rows"] if r["latency_ms"] and r["dice_pooled"] is not None]
 
 
+def _nothing_measured(ax) -> None:
+    ax.text(0.5, 0.5, "no row was measured (see the table's reasons)", ha="center", va="center",
+            transform=ax.transAxes, fontsize=9)
+
+
 def latency_vs_size(report: dict, path: Path) -> None:
     plt = _plt()
     t = str(report["threads"][0])
@@ -28,7 +33,10 @@ def latency_vs_size(report: dict, path: Path) -> None:
     for k, r in enumerate(_ok_rows(report)):  # a legend, not labels: files of similar size would overlap
         ax.scatter(r["size_bytes"] / 1000, r["latency_ms"][t]["p50"], s=45, marker=markers[k % len(markers)],
                    label=f"{r['format']} {r['precision']}")
-    ax.legend(fontsize=8, loc="best")
+    if _ok_rows(report):
+        ax.legend(fontsize=8, loc="best")
+    else:
+        _nothing_measured(ax)
     ax.set_xlabel("file size (kB)")
     ax.set_ylabel(f"latency p50 (ms, {t} thread{'s' if t != '1' else ''})")
     ax.set_title(report["machine"]["cpu"], fontsize=9)
@@ -46,9 +54,12 @@ def dice_per_format(report: dict, path: Path) -> None:
     ax.bar(x - 0.2, [r["dice_pooled"] for r in rows], 0.4, label="test Dice (pooled)")
     ax.bar(x + 0.2, [r["dice_vs_torch"] for r in rows], 0.4, label="Dice vs PyTorch fp32 masks")
     ax.set_xticks(x, names, fontsize=8)
-    lo = min(min(r["dice_pooled"], r["dice_vs_torch"]) for r in rows)
-    ax.set_ylim(max(0.0, lo - 0.05), 1.0)
-    ax.legend(fontsize=8)
+    if rows:
+        lo = min(min(r["dice_pooled"], r["dice_vs_torch"]) for r in rows)
+        ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+        ax.legend(fontsize=8)
+    else:  # every row failed (Core ML on Linux, a missing runtime): the report must still be written
+        _nothing_measured(ax)
     ax.set_title(f"{report['n_images']} test images", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
