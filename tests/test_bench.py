@@ -313,3 +313,18 @@ def test_bytes_and_ops_are_those_of_the_file_measured(isic_root, tmp_path):
     assert row["status"] == "ok", row["reason"]
     assert row["size_bytes"] == f.stat().st_size
     assert row["ops"] is None  # the manifest's count describes another file
+
+
+@pytest.mark.parametrize("code, message", [
+    ("print('done')", "latency worker printed no timings (stdout: 'done')"),
+    ("import time; time.sleep(30)", "latency worker did not finish within 1 s"),
+])
+def test_a_worker_that_prints_nothing_or_hangs_is_a_failed_row_reason(monkeypatch, code, message):
+    from egeunet.benchmarks import bench
+
+    real = subprocess.run
+    monkeypatch.setattr(bench, "LATENCY_TIMEOUT_S", 1)
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: real([sys.executable, "-c", code], **kw))
+    with pytest.raises(RuntimeError) as e:  # the row loop turns a RuntimeError into a failed row
+        bench.measure_latency(None, 1, 3, 0)
+    assert str(e.value) == message

@@ -149,6 +149,9 @@ def _children_cpu_s() -> float | None:
     return ru.ru_utime + ru.ru_stime
 
 
+LATENCY_TIMEOUT_S = 1800  # one (file, thread count): ~1 s normally; a hung worker must not hang the bench
+
+
 def measure_latency(path: Path | None, threads: int, runs: int, warmup: int) -> dict:
     cmd = [sys.executable, "-m", "egeunet.benchmarks.latency_worker", "--threads", str(threads),
            "--runs", str(runs), "--warmup", str(warmup)]
@@ -156,11 +159,17 @@ def measure_latency(path: Path | None, threads: int, runs: int, warmup: int) -> 
         cmd += ["--model", str(path)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="3")
     before, own0, t0 = _cpu_jiffies(), _children_cpu_s(), time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=LATENCY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"latency worker did not finish within {LATENCY_TIMEOUT_S} s") from None
     after, own1, wall = _cpu_jiffies(), _children_cpu_s(), time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError((r.stderr.strip().splitlines() or ["latency worker failed"])[-1])
-    times = np.array(json.loads(r.stdout.strip().splitlines()[-1])["times_ms"])
+    try:
+        times = np.array(json.loads(r.stdout.strip().splitlines()[-1])["times_ms"], dtype=float)
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise RuntimeError(f"latency worker printed no timings (stdout: {r.stdout.strip()[-200:]!r})") from None
     # Other load = the machine's busy share minus the CPU the worker itself used (measured, not
     # assumed to be `threads` cores: at threads >= cores that assumption hid any other load).
     other = None

@@ -58,7 +58,10 @@ def device_rows(tflites: list[tuple[Path, dict]], split, torch_masks, threads: t
     rows = []
 
     def row(path: Path, man: dict, device: str, **kw) -> Row:
-        return Row("tflite", man["precision"], str(path), size_bytes=man.get("bytes"), ops=_op_count(man),
+        from egeunet.export.common import size_of
+
+        # bytes of the file sent to the device (which may have changed since its manifest was written)
+        return Row("tflite", man["precision"], str(path), size_bytes=size_of(path), ops=_op_count(man),
                    device=device, **kw)
 
     if remote:
