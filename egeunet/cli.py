@@ -185,6 +185,17 @@ def eval_main(argv=None) -> int:
     return 0
 
 
+def _terminate_cleanly() -> None:
+    """SIGTERM (``kill``, ``timeout``, a CI job cancelled) ends the process by default without
+    running ``finally`` blocks, which would leave the export's staging folder (a complete or
+    half-written model file) inside --out. Turn it into SystemExit so the clean-up runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 @_user_errors
 def export_main(argv=None) -> int:
     from egeunet.export import ExportError, export
@@ -223,6 +234,7 @@ def export_main(argv=None) -> int:
         raise ValueError("--converter applies to --target tflite only")
     precision = ("int8-full" if a.full_integer else "int8") if a.int8 else \
         "fp16" if a.fp16 or a.target == "coreml" else "fp32"
+    _terminate_cleanly()
     try:
         r = export(a.target, precision, weights=a.weights, out=a.out, calib=a.calib, num_calib=a.num_calib,
                    data=a.data, num_verify=a.num_verify, min_iou=a.min_iou, output=a.output, converter=a.converter)

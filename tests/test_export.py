@@ -149,3 +149,65 @@ def test_manifest_and_coreml_metadata_threshold_on_logits_follows_the_probabilit
     meta = coreml_metadata(pre, "logits")
     assert float(meta["egeunet.threshold"]) == pytest.approx(math.log(0.7 / 0.3))
     assert json.loads(meta["egeunet.preprocessing"])["threshold"] == 0.7  # JSON an app can parse, not a repr
+
+
+@pytest.mark.parametrize("fail_on", ["manifest", "artifact"])
+@pytest.mark.parametrize("as_folder", [False, True])
+def test_publish_interrupted_leaves_no_manifest_for_a_file_that_is_not_there(tmp_path, monkeypatch, fail_on, as_folder):
+    """Re-exporting over the same variant: whichever rename fails (or is killed), manifest.json
+    never describes a file that is missing or is not the one it hashes."""
+    import os
+
+    from egeunet.export import common
+
+    name = "egeunet_fp16.mlpackage" if as_folder else "egeunet_fp32.onnx"
+    out, stage = tmp_path / "out", tmp_path / "out" / ".egeunet-export-x"
+    stage.mkdir(parents=True)
+
+    def write(path, data):
+        if as_folder:
+            path.mkdir()
+            for i in range(3):
+                (path / f"part{i}").write_bytes(data)
+        else:
+            path.write_bytes(data)
+
+    write(out / name, b"old")
+    (out / "manifest.json").write_text(json.dumps({"file": name, "sha256": common.sha256_of(out / name)}))
+    write(stage / name, b"new")
+    real = os.replace
+
+    def failing(src, dst):
+        if (fail_on == "manifest" and str(dst).endswith("manifest.json")) or \
+                (fail_on == "artifact" and str(src) == str(stage / name)):
+            raise OSError("interrupted")
+        return real(src, dst)
+
+    monkeypatch.setattr(common.os, "replace", failing)
+    with pytest.raises(OSError, match="interrupted"):
+        common.publish(stage / name, {"file": name, "sha256": common.sha256_of(stage / name)}, out)
+    man = out / "manifest.json"
+    if man.exists():
+        described = json.loads(man.read_text())
+        assert (out / described["file"]).exists()
+        assert common.sha256_of(out / described["file"]) == described["sha256"]
+
+
+def test_sigterm_during_export_cleans_up_its_staging_folder(tmp_path, isic_root):
+    """`kill`/`timeout` send SIGTERM: the staging folder (a model file) must not stay in --out."""
+    import signal
+    import time
+
+    out = tmp_path / "onnx"
+    p = subprocess.Popen([sys.executable, "-m", "egeunet", "export", "--target", "tflite", "--out", str(out),
+                          "--data", str(isic_root), "--num-verify", "2"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and p.poll() is None and not any(out.glob(".egeunet-export-*/*")):
+        time.sleep(0.02)
+    if p.poll() is not None:
+        pytest.skip("export finished before it could be interrupted")
+    p.send_signal(signal.SIGTERM)
+    p.wait(60)
+    assert p.returncode != 0
+    assert not out.exists() or not list(out.glob(".egeunet-export-*"))

@@ -121,15 +121,23 @@ def staging_dir(out: Path):
 
 
 def publish(staged: Path, manifest: dict, out: Path) -> tuple[Path, Path]:
-    """Move a verified artifact and its manifest from staging into ``out``."""
+    """Move a verified artifact and its manifest from staging into ``out``.
+
+    The old manifest goes first and the new one comes last, so an interruption in between
+    leaves at most an artifact without a manifest, never a manifest that describes a file
+    that is not (or no longer) there. An earlier artifact of the same name is moved aside
+    into staging with one rename (removed with it), not deleted in place: an .mlpackage
+    is a folder, and a half-deleted one would be a half-written artifact."""
     final = out / staged.name
+    man = out / "manifest.json"
     man_tmp = staged.parent / "manifest.json"
     man_tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    if final.is_dir():
-        shutil.rmtree(final)
+    man.unlink(missing_ok=True)
+    if final.exists() or final.is_symlink():
+        os.replace(final, staged.parent / f".replaced-{final.name}")
     os.replace(staged, final)
-    os.replace(man_tmp, out / "manifest.json")
-    return final, out / "manifest.json"
+    os.replace(man_tmp, man)
+    return final, man
 
 
 class Timer:
