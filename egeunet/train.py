@@ -46,6 +46,7 @@ from egeunet.model.checkpoint import (
     CheckpointError,
     atomic_write_bytes,
     atomic_write_json,
+    file_sha256,
     load_tensors,
     read_sidecar,
     save_checkpoint,
@@ -191,6 +192,9 @@ def _eager_step(model, optimizer, x, y, loss_fn) -> torch.Tensor:
 
 
 def cosine_lr(step: int, total: int, lr: float, min_lr: float) -> float:
+    """The rate of ``step`` (0-based) of ``total``: ``lr`` at step 0, reaching ``min_lr`` at
+    ``total``, one step after the last one taken (PyTorch's ``CosineAnnealingLR(T_max=total)``
+    convention; the shipped weights were trained with it, so it stays)."""
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
@@ -290,13 +294,20 @@ def train(cfg: TrainConfig) -> dict:
         if meta["config"].get("norms", "paper") != cfg.norms:
             raise CheckpointError(f"{last_path}: trained with norms={meta['config'].get('norms', 'paper')!r}; "
                                   f"resume with the same --norms")
+        _check_resume_matches(last_path, meta, cfg, folder.fingerprint(), len(train_split), len(val_split))
         pre = Preprocessing.from_dict(meta["preprocessing"])
         try:
             model.load_state_dict(load_tensors(last_path))
         except RuntimeError as e:  # missing / unexpected keys or shapes: not this model's weights
             first = str(e).strip().splitlines()[0]
             raise CheckpointError(f"{last_path}: its weights do not fit the model its sidecar describes ({first})") from None
+        if "weights_sha256" in meta and file_sha256(last_path) != meta["weights_sha256"]:
+            raise CheckpointError(f"{last_path}: its weights do not match its sidecar's sha256 (a save that was "
+                                  "interrupted?); cannot resume exactly")
         start_epoch, best_dice = _load_train_state(state_path, optimizer)
+        if meta.get("epoch", start_epoch) != start_epoch:  # a save cut short between the two files
+            raise CheckpointError(f"{out}: last.safetensors is from epoch {meta['epoch']} but last.state.safetensors "
+                                  f"from epoch {start_epoch} (a save that was interrupted?); cannot resume exactly")
         if log_csv.is_file():
             log_rows = [r for r in _read_log(log_csv) if r["epoch"] <= start_epoch]
         log.info("[train] resuming after epoch %d (best val Dice %.4f)", start_epoch, best_dice)
@@ -385,6 +396,33 @@ def _check_work_left(out: Path, state_path: Path, last_epoch: int, epochs: int) 
     if done >= last_epoch:
         raise ValueError(f"nothing to do: the run in {out} is at epoch {done} already; "
                          f"--stop-after-epoch {last_epoch} must be later")
+
+
+# Settings that define the run's mathematics (schedule, batches, augmentation draws, data, best-by
+# measure): a resumed run with another value would silently be a different run.
+_RESUME_MUST_MATCH = ("lr", "min_lr", "weight_decay", "batch_size", "seed", "size", "limit_train", "limit_val")
+
+
+def _check_resume_matches(last_path: Path, meta: dict, cfg: TrainConfig, fingerprint: str, n_train: int,
+                          n_val: int) -> None:
+    """Refuse to resume a run with settings or data other than its own (they would mix silently)."""
+    saved = meta.get("train_config") or {}
+    now = asdict(cfg)
+    changed = [f"--{k.replace('_', '-')} {saved[k]} (now {now[k]})" for k in _RESUME_MUST_MATCH
+               if k in saved and saved[k] != now[k]]
+    data = meta.get("data") or {}
+    if data.get("data_fingerprint") not in (None, fingerprint):
+        changed.append(f"data fingerprint {data['data_fingerprint'][:12]}... (now {fingerprint[:12]}...)")
+    for key, n in (("n_train", n_train), ("n_val", n_val)):
+        if data.get(key) not in (None, n):
+            changed.append(f"{key} {data[key]} (now {n})")
+    if changed:
+        raise CheckpointError(f"{last_path.parent}: the run was trained with " + ", ".join(changed)
+                              + "; resume with the run's own settings and data (or start a new run in another --out)")
+    if "epochs" in saved and saved["epochs"] != cfg.epochs:
+        log.warning("[train] resuming with --epochs %d (its last session used %d): the cosine schedule "
+                    "changes from here on, so this is not the run an uninterrupted --epochs %d would give",
+                    cfg.epochs, saved["epochs"], cfg.epochs)
 
 
 def _check_no_earlier_run(out: Path, last_path: Path, best_path: Path) -> None:

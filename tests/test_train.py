@@ -176,3 +176,66 @@ def test_a_new_run_refuses_to_overwrite_an_earlier_run_in_its_folder(tmp_path, c
     err = refusal(train_main, ["--data", "data", "--epochs", "1", "--out", "runs/isic2018"], capsys)
     assert "already holds a training run" in err and "--resume" in err, err
     assert {name: (run / name).read_bytes() for name in kept} == kept
+
+
+def test_resume_with_other_settings_or_data_is_refused(isic_root, tmp_path):
+    base = {"--limit-train": "4", "--limit-val": "2", "--batch-size": "2", "--epochs": "3", "--seed": "7",
+            "--lr": "1e-3", "--weight-decay": "1e-2"}
+    flags = ["--data", str(isic_root), "--threads", "1", "--no-compile", "--quiet", "--out", "run"]
+
+    def args(**change):
+        merged = {**base, **{f"--{k.replace('_', '-')}": v for k, v in change.items()}}
+        return [*flags, *(x for kv in merged.items() for x in kv)]
+
+    r = _train_cli([*args(), "--stop-after-epoch", "1"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    kept = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    for change, message in (({"lr": "5e-3"}, "--lr 0.001 (now 0.005)"),
+                            ({"batch_size": "1"}, "--batch-size 2 (now 1)"),
+                            ({"seed": "8"}, "--seed 7 (now 8)"),
+                            ({"weight_decay": "0.5"}, "--weight-decay 0.01 (now 0.5)"),
+                            ({"limit_train": "6"}, "--limit-train 4 (now 6)"),
+                            ({"limit_val": "3"}, "--limit-val 2 (now 3)")):
+        r = _train_cli([*args(**change), "--resume"], tmp_path)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (change, r.stderr)
+        assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == kept
+    # another data folder (another fingerprint): a copy of the data with one image changed
+    import os
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(isic_root, other, copy_function=os.symlink)  # links: cheap
+    victim = sorted((other / "images").iterdir())[-1]
+    data = victim.read_bytes()
+    victim.unlink()
+    victim.write_bytes(data + b"\0")  # same name, other size: other data
+    r = _train_cli([*args(), "--resume", "--data", str(other)], tmp_path)
+    assert r.returncode == 2 and "data fingerprint" in r.stderr, r.stderr
+    # --epochs may change (extending a run), but not silently
+    r = _train_cli([*args(epochs="4"), "--resume", "--stop-after-epoch", "2"], tmp_path)
+    assert r.returncode == 0 and "the cosine schedule changes" in r.stderr, r.stderr
+
+
+def test_resume_refuses_a_save_that_was_cut_short(isic_root, tmp_path, monkeypatch):
+    import egeunet.train as T
+    from egeunet.model.checkpoint import CheckpointError, save_tensors
+
+    cfg = dict(data=str(isic_root), out=str(tmp_path / "run"), epochs=3, batch_size=2, limit_train=4, limit_val=2,
+               threads=1, compiled_kernels=False, progress=False)
+    T.train(T.TrainConfig(**cfg, stop_after_epoch=1))
+
+    def cut(*a, **k):
+        raise KeyboardInterrupt  # Ctrl-C after last.safetensors of epoch 2, before its optimizer state
+
+    with monkeypatch.context() as m:
+        m.setattr(T, "_save_train_state", cut)
+        with pytest.raises(KeyboardInterrupt):
+            T.train(T.TrainConfig(**cfg, resume=True))
+    with pytest.raises(CheckpointError, match="from epoch 2 but last.state.safetensors from epoch 1"):
+        T.train(T.TrainConfig(**cfg, resume=True))
+    # weights written, sidecar not: the sidecar's sha256 no longer names the weights
+    last = tmp_path / "run" / "last.safetensors"
+    w = load_tensors(last)
+    save_tensors(last, {k: v + 1 if v.is_floating_point() else v for k, v in w.items()})
+    with pytest.raises(CheckpointError, match="do not match its sidecar's sha256"):
+        T.train(T.TrainConfig(**cfg, resume=True))
