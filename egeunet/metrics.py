@@ -44,6 +44,11 @@ def confusion(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     truth = as_binary_mask(truth, "truth")
     if pred.shape != truth.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from truth shape {truth.shape}")
+    return _counts(pred, truth)
+
+
+def _counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(tp, fp, fn, tn) of boolean arrays already checked to be of one shape."""
     tp = int(np.count_nonzero(pred & truth))
     fp = int(np.count_nonzero(pred & ~truth))
     fn = int(np.count_nonzero(~pred & truth))
@@ -85,7 +90,7 @@ class SegmentationMeter:
         if pred.ndim == 2:
             pred, truth = pred[None], truth[None]
         for p, t in zip(pred, truth):
-            cm = confusion(p, t)
+            cm = _counts(p, t)  # checked above, once for the stack
             self.pooled_cm += cm
             self.image_cms.append(cm)
             self.per_image.append(scores(cm))

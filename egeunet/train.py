@@ -289,12 +289,11 @@ def train(cfg: TrainConfig) -> dict:
     model, optimizer, loss_fn = build_model_and_optimizer(cfg.lr, cfg.weight_decay, cfg.compiled_kernels, cfg.norms,
                                                           cfg.device)
     start_epoch, best_dice, log_rows = 0, -1.0, []
+    provenance = {"data_root": str(Path(cfg.data).resolve()), "data_fingerprint": folder.fingerprint(),
+                  "n_train": len(train_split), "n_val": len(val_split)}
     if cfg.resume:
         meta = read_sidecar(last_path)
-        if meta["config"].get("norms", "paper") != cfg.norms:
-            raise CheckpointError(f"{last_path}: trained with norms={meta['config'].get('norms', 'paper')!r}; "
-                                  f"resume with the same --norms")
-        _check_resume_matches(last_path, meta, cfg, folder.fingerprint(), len(train_split), len(val_split))
+        _check_resume_matches(last_path, meta, cfg, provenance)
         pre = Preprocessing.from_dict(meta["preprocessing"])
         try:
             model.load_state_dict(load_tensors(last_path))
@@ -314,8 +313,6 @@ def train(cfg: TrainConfig) -> dict:
     else:
         mean, std = channel_stats(train_split.images)
         pre = Preprocessing(size=cfg.size, mean=mean, std=std)
-    provenance = {"data_root": str(Path(cfg.data).resolve()), "data_fingerprint": folder.fingerprint(),
-                  "n_train": len(train_split), "n_val": len(val_split)}
 
     images = torch.from_numpy(train_split.images).to(cfg.device)
     masks = torch.from_numpy(train_split.masks).to(cfg.device)
@@ -403,19 +400,22 @@ def _check_work_left(out: Path, state_path: Path, last_epoch: int, epochs: int) 
 _RESUME_MUST_MATCH = ("lr", "min_lr", "weight_decay", "batch_size", "seed", "size", "limit_train", "limit_val")
 
 
-def _check_resume_matches(last_path: Path, meta: dict, cfg: TrainConfig, fingerprint: str, n_train: int,
-                          n_val: int) -> None:
-    """Refuse to resume a run with settings or data other than its own (they would mix silently)."""
+def _check_resume_matches(last_path: Path, meta: dict, cfg: TrainConfig, provenance: dict) -> None:
+    """Refuse to resume a run with settings, model or data other than its own (they would mix
+    silently); ``provenance`` is this session's data record, as the sidecar stores it."""
     saved = meta.get("train_config") or {}
     now = asdict(cfg)
     changed = [f"--{k.replace('_', '-')} {saved[k]} (now {now[k]})" for k in _RESUME_MUST_MATCH
                if k in saved and saved[k] != now[k]]
+    norms = meta["config"].get("norms", "paper")  # in the model config: older sidecars lack train_config
+    if norms != cfg.norms:
+        changed.append(f"--norms {norms} (now {cfg.norms})")
     data = meta.get("data") or {}
-    if data.get("data_fingerprint") not in (None, fingerprint):
-        changed.append(f"data fingerprint {data['data_fingerprint'][:12]}... (now {fingerprint[:12]}...)")
-    for key, n in (("n_train", n_train), ("n_val", n_val)):
-        if data.get(key) not in (None, n):
-            changed.append(f"{key} {data[key]} (now {n})")
+    for key in ("data_fingerprint", "n_train", "n_val"):
+        if data.get(key) not in (None, provenance[key]):
+            old, new = data[key], provenance[key]
+            changed.append(f"data fingerprint {old[:12]}... (now {new[:12]}...)" if key == "data_fingerprint"
+                           else f"{key} {old} (now {new})")
     if changed:
         raise CheckpointError(f"{last_path.parent}: the run was trained with " + ", ".join(changed)
                               + "; resume with the run's own settings and data (or start a new run in another --out)")

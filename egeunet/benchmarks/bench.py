@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.export.common import FORMATS
+from egeunet.export.common import FORMATS, sha256_of, size_of
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +251,6 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
             continue
         size, ops = man.get("bytes"), _op_count(man)
         if fmt != "torch":  # the file measured, which may have been changed since its manifest was written
-            from egeunet.export.common import sha256_of, size_of
-
             size = size_of(path)
             if man.get("sha256") and sha256_of(path) != man["sha256"]:
                 log.warning("[bench] %s differs from the file its manifest describes (sha256): bytes measured, "

@@ -54,12 +54,11 @@ def device_rows(tflites: list[tuple[Path, dict]], split, torch_masks, threads: t
                 ssh_args: tuple[str, ...] = (), adb: str | None = None, benchmark_model: str | Path | None = None,
                 emulate: tuple[str, ...] = (), device_images: int | None = None) -> list:
     from egeunet.benchmarks.bench import Row, _op_count
+    from egeunet.export.common import size_of
 
     rows = []
 
     def row(path: Path, man: dict, device: str, **kw) -> Row:
-        from egeunet.export.common import size_of
-
         # bytes of the file sent to the device (which may have changed since its manifest was written)
         return Row("tflite", man["precision"], str(path), size_bytes=size_of(path), ops=_op_count(man),
                    device=device, **kw)
