@@ -59,3 +59,33 @@ def test_copy_model_takes_only_a_tflite_export(tmp_path):
     assert r.returncode == 1 and "holds a onnx export (egeunet_fp32.onnx), not a .tflite" in r.stderr, r.stderr
     assert sorted(p.name for p in assets.iterdir()) == ["egeunet_int8.tflite", "manifest.json"]
     assert json.loads((assets / "manifest.json").read_text())["target"] == "tflite"
+
+
+def test_copy_model_refuses_a_broken_manifest_in_one_line(tmp_path):
+    """A manifest that is not JSON, not an object, lacks "file" / "sha256", or names a path
+    instead of a file gets one line naming the problem (it was a Python traceback, and a
+    "../x.tflite" name copied a file the app would then look for under another name)."""
+    demo = tmp_path / "android_demo"
+    demo.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "android_demo/copy_model.sh", demo / "copy_model.sh")
+    outside = tmp_path / "outside.tflite"
+    outside.write_bytes(b"model")
+    sha = hashlib.sha256(b"model").hexdigest()
+    cases = {
+        "not-json": ("{not json", "is not a readable manifest.json (JSONDecodeError"),
+        "a-list": ("[1, 2]", "is not an egeunet-export manifest (a JSON list, not an object)"),
+        "no-file": (json.dumps({"target": "tflite", "sha256": sha}), "is not an egeunet-export manifest: no file"),
+        "no-sha": (json.dumps({"target": "tflite", "file": "m.tflite"}), "is not an egeunet-export manifest: no sha256"),
+        "a-path": (json.dumps({"target": "tflite", "file": "../outside.tflite", "sha256": sha}),
+                   "names '../outside.tflite': expected a plain file name beside the manifest"),
+    }
+    for name, (text, message) in cases.items():
+        d = tmp_path / name
+        d.mkdir()
+        (d / "manifest.json").write_text(text)
+        (d / "m.tflite").write_bytes(b"model")
+        r = subprocess.run(["bash", str(demo / "copy_model.sh"), str(d)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, (name, r.returncode, r.stdout, r.stderr)
+        assert message in r.stderr and "Traceback" not in r.stderr, (name, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, (name, r.stderr)
+        assert not (demo / "app").exists(), name  # nothing copied

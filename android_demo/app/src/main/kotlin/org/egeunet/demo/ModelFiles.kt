@@ -67,7 +67,8 @@ class ModelFiles(val spec: ModelSpec, val model: ByteBuffer) {
                 size = pre.getInt("size"),
                 threshold = pre.getDouble("threshold").toFloat(),
                 parityIou = if (parity != null && parity.has("iou")) parity.getDouble("iou") else null,
-                parityDice = if (parity != null && parity.has("dice")) parity.getDouble("dice") else null
+                parityDice = if (parity != null && parity.has("dice")) parity.getDouble("dice") else null,
+                outputDtype = output.getString("dtype")
             )
         }
 

@@ -8,6 +8,7 @@ import org.tensorflow.lite.Interpreter
 import java.io.Closeable
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
+import java.util.Locale
 
 /** One segmentation: the mask at the image's size, its overlay, area and timings. */
 class Segmentation(val overlay: RgbImage, val mask: BooleanArray, val areaPercent: Double,
@@ -20,7 +21,11 @@ class Segmenter(private val files: ModelFiles, threads: Int) : Closeable {
     private val interpreter = Interpreter(files.model, Interpreter.Options().setNumThreads(threads).setUseXNNPACK(true))
 
     init {
-        val problems = spec.tensorProblems(interpreter.getInputTensor(0).shape(), interpreter.getOutputTensor(0).shape())
+        val input = interpreter.getInputTensor(0)
+        val output = interpreter.getOutputTensor(0)
+        // DataType names (UINT8, FLOAT32, INT8) lower-cased are the manifest's NumPy dtype names.
+        val problems = spec.tensorProblems(input.shape(), output.shape(),
+            input.dataType().name.toLowerCase(Locale.ROOT), output.dataType().name.toLowerCase(Locale.ROOT))
         if (problems.isNotEmpty()) {
             interpreter.close()
             throw ModelFileException("${spec.file}: ${problems.joinToString("; ")}")

@@ -17,7 +17,9 @@ class ModelSpec(
     val size: Int,
     val threshold: Float,
     val parityIou: Double?,
-    val parityDice: Double?
+    val parityDice: Double?,
+    /** `io.output.dtype`: the app reads the output map as float32, so nothing else can run. */
+    val outputDtype: String = "float32"
 ) {
     /** Problems with the manifest itself; empty when the demo can run this model. */
     fun problems(): List<String> {
@@ -34,12 +36,26 @@ class ModelSpec(
             p.add("output shape ${outputShape.contentToString()}, expected ${expectOut.contentToString()}")
         }
         if (outputKind != "logits" && outputKind != "probs") p.add("output kind '$outputKind', expected logits or probs")
+        if (outputDtype != "float32") p.add("output dtype $outputDtype, expected float32 (the app reads a float map)")
         return p
     }
 
-    /** Problems between the manifest and the tensors the interpreter actually reports. */
-    fun tensorProblems(actualInput: IntArray, actualOutput: IntArray): List<String> {
+    /**
+     * Problems between the manifest and the tensors the interpreter actually reports. Dtypes are
+     * compared too (lower-case names, e.g. "uint8", "float32"): a uint8 and a float32 model have
+     * the same shapes, and a wrong one would otherwise fail only at the first image, as a LiteRT
+     * "Cannot copy ... bytes" error, instead of at load time with the reason.
+     */
+    fun tensorProblems(actualInput: IntArray, actualOutput: IntArray,
+                       actualInputDtype: String, actualOutputDtype: String): List<String> {
         val p = ArrayList<String>()
+        if (actualInputDtype != inputDtype) {
+            p.add("the model's input is $actualInputDtype but manifest.json says $inputDtype: " +
+                  "model and manifest come from different exports")
+        }
+        if (actualOutputDtype != outputDtype) {
+            p.add("the model's output is $actualOutputDtype but manifest.json says $outputDtype")
+        }
         if (!actualInput.contentEquals(inputShape)) {
             p.add("the model's input is ${actualInput.contentToString()} but manifest.json says " +
                   "${inputShape.contentToString()}: model and manifest come from different exports")

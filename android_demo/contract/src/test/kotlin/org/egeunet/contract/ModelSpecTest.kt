@@ -6,9 +6,9 @@ import org.junit.Test
 
 class ModelSpecTest {
     private fun spec(inputShape: IntArray = intArrayOf(1, 256, 256, 3), dtype: String = "uint8",
-                     layout: String = "NHWC", values: String = "pixels") =
+                     layout: String = "NHWC", values: String = "pixels", outputDtype: String = "float32") =
         ModelSpec("egeunet_int8.tflite", 396160L, "int8", inputShape, dtype, layout, values,
-            intArrayOf(1, 256, 256, 1), "logits", 256, 0.5f, 0.95, 0.97)
+            intArrayOf(1, 256, 256, 1), "logits", 256, 0.5f, 0.95, 0.97, outputDtype)
 
     @Test fun anInt8ExportIsAccepted() {
         assertEquals(emptyList<String>(), spec().problems())
@@ -27,9 +27,25 @@ class ModelSpecTest {
     }
 
     @Test fun tensorsThatDisagreeWithTheManifestAreNamed() {
-        val p = spec().tensorProblems(intArrayOf(1, 320, 320, 3), intArrayOf(1, 256, 256, 1))
+        val p = spec().tensorProblems(intArrayOf(1, 320, 320, 3), intArrayOf(1, 256, 256, 1), "uint8", "float32")
         assertEquals(1, p.size)
         assertTrue(p[0], p[0].contains("[1, 320, 320, 3]"))
+    }
+
+    // A float32-input model under a uint8 manifest (or the reverse) has the very same shapes: only
+    // the dtype tells them apart, and the app must say so when loading, not fail at the first image.
+    @Test fun tensorDtypesThatDisagreeWithTheManifestAreNamed() {
+        val shapesOk = arrayOf(intArrayOf(1, 256, 256, 3), intArrayOf(1, 256, 256, 1))
+        assertEquals(emptyList<String>(), spec().tensorProblems(shapesOk[0], shapesOk[1], "uint8", "float32"))
+        val p = spec().tensorProblems(shapesOk[0], shapesOk[1], "float32", "float32")
+        assertEquals(p.toString(), 1, p.size)
+        assertTrue(p[0], p[0].contains("float32") && p[0].contains("uint8"))
+        val q = spec().tensorProblems(shapesOk[0], shapesOk[1], "uint8", "int8")
+        assertTrue(q.toString(), q.size == 1 && q[0].contains("int8"))
+    }
+
+    @Test fun aNonFloatOutputIsRejected() {
+        assertTrue(spec(outputDtype = "int8").problems().any { it.contains("output dtype int8") })
     }
 
     @Test fun badImageSizesFailClearly() {
