@@ -4,7 +4,6 @@
 //   (commit aef1f667689b4483611892df195b69d0d100668b): the constants and byteSize().
 package org.tensorflow.lite;
 
-/** Represents the type of elements in a TensorFlow Lite {@link Tensor} as an enum. */
 public enum DataType {
   FLOAT32(1),
   INT32(2),

@@ -13,10 +13,8 @@ import java.nio.ByteBuffer;
 import java.util.Map;
 import org.checkerframework.checker.nullness.qual.NonNull;
 
-/** Driver class to drive model inference with TensorFlow Lite. */
 public final class Interpreter implements InterpreterApi {
 
-  /** An options class for controlling runtime interpreter behavior. */
   public static class Options extends InterpreterApi.Options {
     public Options() {}
 

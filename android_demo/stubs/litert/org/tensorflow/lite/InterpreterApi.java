@@ -7,10 +7,8 @@ package org.tensorflow.lite;
 
 import java.util.Map;
 
-/** Interface to TensorFlow Lite model interpreter, excluding experimental methods. */
 public interface InterpreterApi extends AutoCloseable {
 
-  /** An options class for controlling runtime interpreter behavior. */
   class Options {
     public Options() {}
 
@@ -63,7 +61,6 @@ public interface InterpreterApi extends AutoCloseable {
 
   Long getLastNativeInferenceDurationNanoseconds();
 
-  /** Release resources associated with the {@code InterpreterApi} instance. */
   @Override
   void close();
 }

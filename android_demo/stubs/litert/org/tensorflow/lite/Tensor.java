@@ -7,10 +7,8 @@ package org.tensorflow.lite;
 
 import java.nio.ByteBuffer;
 
-/** A typed multi-dimensional array used in Tensorflow Lite. */
 public interface Tensor {
 
-  /** Quantization parameters (scale, zero point) of an input or output tensor. */
   class QuantizationParams {
     private final float scale;
     private final int zeroPoint;
