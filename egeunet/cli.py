@@ -12,9 +12,11 @@ from pathlib import Path
 
 from egeunet.data import DataError
 from egeunet.model.checkpoint import CheckpointError
+from egeunet.predict import OutputWriteError
 from egeunet.preprocess import ImageReadError
 
-USER_ERRORS = (DataError, CheckpointError, ImageReadError, ValueError, ImportError, FileNotFoundError, PermissionError)
+USER_ERRORS = (DataError, CheckpointError, ImageReadError, OutputWriteError, ValueError, ImportError,
+               FileNotFoundError, PermissionError)
 
 
 def _user_errors(fn):
@@ -263,7 +265,7 @@ def predict_main(argv=None) -> int:
     p.add_argument("--threads", type=_threads)
     a = p.parse_args(argv)
     _output_folder(a.out, "--out")
-    files = collect_named_images(a.inputs)
+    files = collect_named_images(a.inputs, a.out)
     if not files:
         raise ValueError(f"no image files in {' '.join(a.inputs)}")
     from tqdm import tqdm

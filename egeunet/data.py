@@ -133,7 +133,7 @@ class SegmentationFolder:
         if mask.shape != image.shape[:2]:
             raise DataError(f"{mpath}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
                             f"{ipath.name} is {image.shape[1]}x{image.shape[0]}")
-        mask = (resize_mask_nearest(mask, size) > 127).astype(np.uint8)
+        mask = (resize_mask_nearest(mask, size) >= _lesion_level(mask, mpath)).astype(np.uint8)
         return resize_image(image, size), mask
 
     def load_split(self, split: str, size: int = 256, limit: int | None = None, progress: bool = False) -> SplitArrays:
@@ -158,6 +158,15 @@ class SegmentationFolder:
             for p in sorted((self.root / sub).iterdir()):
                 h.update(f"{sub}/{p.name}:{p.stat().st_size}\n".encode())
         return h.hexdigest()
+
+
+def _lesion_level(mask: np.ndarray, path: Path) -> int:
+    """The grey level from which a mask pixel is lesion: 128 for 0/255 masks (halfway, so that
+    JPEG noise around 0 and 255 falls on the right side), 1 for masks stored as 0/1 (a common
+    convention, and what egeunet.metrics takes; "> 127" read them as empty). Not for JPEG:
+    its noise around black is 0s and 1s too."""
+    lossless = path.suffix.lower() not in (".jpg", ".jpeg")
+    return 1 if lossless and mask.max() == 1 else 128
 
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

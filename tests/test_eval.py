@@ -124,3 +124,32 @@ def test_predict_probabilities_refuses_images_not_at_the_input_size_or_not_uint8
     flipped = images[:, ::-1]  # negative strides: torch.from_numpy refused them
     np.testing.assert_array_equal(predict_probabilities(model, flipped, pre),
                                   predict_probabilities(model, np.ascontiguousarray(flipped), pre))
+
+
+def test_masks_stored_as_0_and_1_are_read_as_lesion(isic_root, tmp_path, capsys):
+    """Masks saved as 0/1 (a common convention, and what egeunet.metrics takes) were read as
+    "lesion where > 127": all background, Dice 0 without a word."""
+    import csv
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from egeunet.cli import eval_main
+
+    ids = [r["id"] for r in csv.DictReader(open(isic_root / "splits.csv")) if r["split"] == "val"][:3]
+    results = {}
+    for kind in ("0-255", "0-1"):
+        root = tmp_path / kind
+        (root / "images").mkdir(parents=True)
+        (root / "masks").mkdir()
+        (root / "splits.csv").write_text("id,split\n" + "".join(f"{i},val\n" for i in ids))
+        for i in ids:
+            shutil.copy(isic_root / "images" / f"{i}.jpg", root / "images")
+            truth = np.asarray(Image.open(isic_root / "masks" / f"{i}.png")) > 127
+            Image.fromarray(truth.astype(np.uint8) * (255 if kind == "0-255" else 1)).save(root / "masks" / f"{i}.png")
+        assert eval_main(["--data", str(root), "--split", "val", "--json", str(tmp_path / f"{kind}.json")]) == 0
+        results[kind] = json.loads((tmp_path / f"{kind}.json").read_text())
+    assert results["0-255"]["pooled"]["dice"] > 0.8
+    assert results["0-1"]["pooled"] == results["0-255"]["pooled"]
+    assert results["0-1"]["per_image"] == results["0-255"]["per_image"]

@@ -179,3 +179,59 @@ def test_library_functions_take_str_paths_and_folders(tmp_path):
     assert (tmp_path / "o2" / "sub" / "b_mask.png").is_file()
     results = dict(predict_many(rt, [str(src / "b.jpg")], tmp_path / "o3", progress=False))
     assert not isinstance(results[src / "b.jpg"], str) and (tmp_path / "o3" / "b_mask.png").is_file()
+
+
+def test_rerun_with_out_inside_the_input_folder_does_not_predict_earlier_outputs(tmp_path, capsys, monkeypatch):
+    """`egeunet-predict .` run twice: the second run took the first run's masks and overlays
+    in predictions/ for photos (predictions/predictions/x_mask_mask.png ...), one level more
+    on every re-run."""
+    from egeunet.cli import predict_main
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (30, 20), (200, 150, 140)).save(tmp_path / "x.png")
+    for _ in range(2):
+        assert exit_code(predict_main, [".", "--out", "predictions"]) == 0, capsys.readouterr().err
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "predictions").rglob("*"))
+    assert written == ["predictions/x_mask.png", "predictions/x_overlay.png"]
+
+
+def test_outputs_that_would_overwrite_an_input_image_are_refused_before_writing(tmp_path, capsys, monkeypatch):
+    """With --out the input folder, x.png's mask x_mask.png replaced the user's own photo
+    x_mask.png (which was then 'predicted': a mask of a mask)."""
+    from egeunet.cli import predict_main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    Image.new("RGB", (30, 20), (200, 150, 140)).save(tmp_path / "d" / "x.png")
+    Image.new("RGB", (50, 40), (90, 60, 50)).save(tmp_path / "d" / "x_mask.png")
+    photo = (tmp_path / "d" / "x_mask.png").read_bytes()
+    err = refusal(predict_main, ["d", "--out", "d"], capsys)
+    assert "d/x_mask.png is an input image: the mask of d/x.png would be written over it" in err
+    assert (tmp_path / "d" / "x_mask.png").read_bytes() == photo
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["x.png", "x_mask.png"]
+
+
+@pytest.mark.parametrize("failure, code", [(OSError(28, "No space left on device"), 2), (KeyboardInterrupt(), 130)])
+def test_a_write_cut_short_leaves_no_partial_outputs(failure, code, tmp_path, capsys, monkeypatch):
+    """Disk full (or Ctrl-C) while writing the overlay left the image's mask without its overlay,
+    a half-written temporary file, and (disk full) a raw traceback."""
+    from egeunet.cli import predict_main
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (30, 20), (200, 150, 140)).save(tmp_path / "x.png")
+    save = Image.Image.save
+
+    def save_failing_on_the_overlay(im, fp, *args, **kwargs):
+        if "overlay" in str(fp):
+            with open(fp, "wb") as f:
+                f.write(b"\x89PNG half")  # a part written, then the failure
+            raise failure
+        return save(im, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save_failing_on_the_overlay)
+    assert exit_code(predict_main, ["x.png", "--out", "o"]) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if code == 2:
+        assert "o/x_overlay.png: cannot write it (No space left on device)" in err
+    assert [p.name for p in (tmp_path / "o").iterdir()] == []

@@ -212,3 +212,64 @@ def test_litert_runtime_serialises_calls_from_several_threads(monkeypatch, tmp_p
     for t in threads:
         t.join()
     assert rt.interpreter.overlaps == 0 and not wrong
+
+
+def _tiny_tflite(size: int = 32) -> bytes:
+    """A real .tflite of a few hundred bytes: one 1x1 convolution from RGB pixels to a logit map."""
+    flatbuffers = pytest.importorskip("flatbuffers")
+    s = pytest.importorskip("ai_edge_litert.schema_py_generated")
+
+    def buffer(values=None):
+        b = s.BufferT()
+        b.data = None if values is None else np.frombuffer(np.asarray(values, np.float32).tobytes(), np.uint8)
+        return b
+
+    def tensor(name, shape, buf):
+        t = s.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, s.TensorType.FLOAT32, buf
+        return t
+
+    code = s.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.CONV_2D
+    code.version = 1
+    op = s.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, 2], [3]
+    op.builtinOptionsType, op.builtinOptions = s.BuiltinOptions.Conv2DOptions, s.Conv2DOptionsT()
+    op.builtinOptions.strideH = op.builtinOptions.strideW = 1
+    g = s.SubGraphT()
+    g.inputs, g.outputs, g.operators = [0], [3], [op]
+    g.tensors = [tensor(b"image", [1, size, size, 3], 1), tensor(b"w", [1, 1, 1, 3], 2), tensor(b"b", [1], 3),
+                 tensor(b"logits", [1, size, size, 1], 4)]
+    m = s.ModelT()
+    m.version, m.operatorCodes, m.subgraphs = 3, [code], [g]
+    m.buffers = [buffer(), buffer(), buffer([0.01, -0.02, 0.005]), buffer([0.1]), buffer()]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_a_truncated_tflite_is_refused_naming_the_file(tmp_path):
+    """LiteRT reads a .tflite without bounds checks: a file cut short (an interrupted copy or
+    download) crashed the process (SIGSEGV, seen with the shipped fp32 export cut at 100 KB)
+    or, cut elsewhere, opened as a different, silently wrong model."""
+    from egeunet.preprocess import Preprocessing
+    from egeunet.runtimes.base import IOSpec
+
+    data = _tiny_tflite()
+    spec = IOSpec("image", (1, 32, 32, 3), "float32", "NHWC", "pixels", "logits", (1, 32, 32, 1), "float32", "logits")
+    man = {"preprocessing": Preprocessing(size=32).to_dict(), "io": spec.to_dict()}
+    (tmp_path / "whole.tflite").write_bytes(data)
+    rt = open_runtime(tmp_path / "whole.tflite", manifest=man)
+    assert rt.predict_mask(np.full((20, 30, 3), 100, np.uint8)).shape == (20, 30)  # the check lets good files by
+    opened, errors = [], []  # cuts that opened as a model; the messages of the others
+    for cut in range(8, len(data), 4):
+        path = tmp_path / f"cut{cut}.tflite"
+        path.write_bytes(data[:cut])
+        try:
+            open_runtime(path, manifest=man)
+            opened.append(cut)
+        except ValueError as e:
+            errors.append((cut, str(e)))
+    assert opened == []
+    for cut, message in errors:
+        assert f"cut{cut}.tflite: not a complete .tflite file (cut short or corrupt" in message

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib
+import struct
 import threading
 from pathlib import Path
 
@@ -26,12 +28,44 @@ def load_interpreter_class():
     return Interpreter
 
 
+def _tflite_schema():
+    """The .tflite flatbuffer schema's Python reader, where the installed LiteRT ships one."""
+    for module in ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated"):
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            continue
+    return None
+
+
+def check_complete(path: str | Path) -> None:
+    """A ValueError naming ``path`` unless its whole flatbuffer can be read. LiteRT reads the
+    file without bounds checks: one cut short (an interrupted copy or download) crashes the
+    process (SIGSEGV) or opens as another, silently wrong model. Python's reader raises on any
+    offset beyond the end instead (~0.1 s for our models). Skipped where no schema is installed
+    (tflite_runtime ships none)."""
+    if not Path(path).is_file():  # missing: the interpreter says so (open_runtime already has)
+        return
+    data = Path(path).read_bytes()
+    if data[4:8] != b"TFL3":  # the flatbuffer's file identifier: another kind of file renamed
+        raise ValueError(f"{path}: not a .tflite file (no TFL3 identifier in its first 8 bytes)")
+    schema = _tflite_schema()
+    if schema is None:
+        return
+    try:
+        schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    except (struct.error, ValueError, IndexError, TypeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a complete .tflite file (cut short or corrupt: {e.__class__.__name__}: {e}); "
+                         "copy or export it again") from None
+
+
 class LiteRTRuntime(Runtime):
     name = "litert"
 
     def __init__(self, path: str | Path, threads: int | None = None, manifest: dict | None = None) -> None:
         pre, spec = manifest_contract(manifest or read_manifest(path), path)
         Interpreter = load_interpreter_class()
+        check_complete(path)
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads or 1)
             self.interpreter.allocate_tensors()
