@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from egeunet.preprocess import IMAGE_SUFFIXES, ImageReadError, read_image
+from egeunet.preprocess import ImageReadError, image_files_in, read_image
 from egeunet.runtimes.base import Runtime
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def output_paths(out: str | Path, name: str) -> tuple[Path, Path]:
 
 def collect_named_images(inputs: list[str | Path], out: str | Path | None = None) -> dict[Path, str]:
     """{image file: the name its outputs take in the output folder}, files as given and folders
-    expanded (sorted, recursive). The name is the file's path under the folder it was found in
+    expanded (sorted, recursive, hidden files and folders skipped). The name is the file's path under the folder it was found in
     without the extension (DIR/a/x.jpg -> "a/x"), or its stem when given directly; images that
     would share a name keep their extension (x.jpg -> "x.jpg", x.png -> "x.png"). Names that
     clash even so are refused here, before anything is written: one output would overwrite
@@ -49,7 +49,7 @@ def collect_named_images(inputs: list[str | Path], out: str | Path | None = None
         p = Path(item)
         if p.is_dir():
             skip = _nested_output_folder(p, out)
-            for f in sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES):
+            for f in image_files_in(p):
                 if skip is None or not f.resolve().is_relative_to(skip):
                     found.setdefault(f, f.relative_to(p))
         else:

@@ -77,6 +77,15 @@ class Preprocessing:
         )
 
 
+def image_files_in(folder: str | os.PathLike) -> list[Path]:
+    """The image files under ``folder`` (recursive, sorted, by IMAGE_SUFFIXES), hidden files and
+    folders skipped: macOS's ``._x.jpg`` resource forks, ``.git/``, ``.thumbnails/`` are never
+    photos, and took calibration slots or failed a predict run as "unreadable"."""
+    folder = Path(folder)
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+
+
 class ImageReadError(ValueError):
     """A file that is not a readable image; the message names the file."""
 

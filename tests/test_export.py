@@ -116,6 +116,21 @@ def test_calibration_sources(tmp_path, isic_root, caplog):
     assert syn.dtype == np.uint8 and syn.std() > 10
 
 
+def test_calibration_folder_skips_hidden_files(tmp_path):
+    """A calibration folder copied from a macOS drive holds ._x.png resource forks: they took
+    calibration slots (and warnings) as unreadable images."""
+    from PIL import Image
+
+    from egeunet.export.calibration import images_from_folder
+
+    for i, colour in enumerate([(200, 150, 140), (120, 80, 70)]):
+        Image.new("RGB", (40, 40), colour).save(tmp_path / f"x{i}.png")
+        (tmp_path / f"._x{i}.png").write_bytes(b"\x00\x05\x16\x07" + bytes(100))
+    imgs = images_from_folder(tmp_path, 4, 32)
+    assert imgs.shape == (2, 32, 32, 3)
+    assert sorted(tuple(int(v) for v in im[0, 0]) for im in imgs) == [(120, 80, 70), (200, 150, 140)]
+
+
 def test_export_refuses_a_folder_that_holds_another_export(tmp_path):
     """Two variants in one --out would leave the first beside a manifest that is not its own."""
     (tmp_path / "egeunet_int8.tflite").write_bytes(b"an earlier export")

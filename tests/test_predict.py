@@ -235,3 +235,21 @@ def test_a_write_cut_short_leaves_no_partial_outputs(failure, code, tmp_path, ca
     if code == 2:
         assert "o/x_overlay.png: cannot write it (No space left on device)" in err
     assert [p.name for p in (tmp_path / "o").iterdir()] == []
+
+
+def test_hidden_files_in_a_folder_are_not_taken_for_photos(tmp_path, capsys, monkeypatch):
+    """A folder copied from a macOS drive holds ._x.png resource forks (not images): they were
+    reported unreadable and the run exited 1. Hidden files and folders are skipped in folder
+    scans; a hidden file named on the command line is still predicted."""
+    from egeunet.cli import predict_main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d" / ".thumbs").mkdir(parents=True)
+    Image.new("RGB", (30, 20), (200, 150, 140)).save(tmp_path / "d" / "x.png")
+    (tmp_path / "d" / "._x.png").write_bytes(b"\x00\x05\x16\x07" + bytes(200))  # an AppleDouble header
+    Image.new("RGB", (8, 8), (90, 60, 50)).save(tmp_path / "d" / ".thumbs" / "x.png")
+    assert exit_code(predict_main, ["d", "--out", "o"]) == 0, capsys.readouterr().err
+    written = sorted(p.relative_to(tmp_path / "o").as_posix() for p in (tmp_path / "o").rglob("*"))
+    assert written == ["x_mask.png", "x_overlay.png"]
+    assert exit_code(predict_main, ["d/.thumbs/x.png", "--out", "o2"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "o2" / "x_mask.png").is_file()

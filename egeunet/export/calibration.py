@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.preprocess import IMAGE_SUFFIXES, ImageReadError, read_image, resize_image
+from egeunet.preprocess import ImageReadError, image_files_in, read_image, resize_image
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def images_from_folder(folder: str | Path, n: int, size: int) -> np.ndarray:
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: calibration folder does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files_in(folder)
     images, bad = [], 0
     for p in _evenly_spaced(files, n):
         try:
