@@ -126,7 +126,7 @@ def test_calibration_folder_skips_hidden_files(tmp_path):
     for i, colour in enumerate([(200, 150, 140), (120, 80, 70)]):
         Image.new("RGB", (40, 40), colour).save(tmp_path / f"x{i}.png")
         (tmp_path / f"._x{i}.png").write_bytes(b"\x00\x05\x16\x07" + bytes(100))
-    imgs = images_from_folder(tmp_path, 4, 32)
+    imgs = images_from_folder(tmp_path, 2, 32)  # two slots: both must go to the two photos
     assert imgs.shape == (2, 32, 32, 3)
     assert sorted(tuple(int(v) for v in im[0, 0]) for im in imgs) == [(120, 80, 70), (200, 150, 140)]
 
