@@ -218,8 +218,10 @@ def export_main(argv=None) -> int:
     p.add_argument("--weights", help="checkpoint .safetensors with its .json sidecar, or a shipped model: egeunet "
                    "(the default) or egeunet-bn")
     p.add_argument("--calib", help="folder of images for int8 calibration (default: a sample of the train split)")
-    p.add_argument("--num-calib", type=int, default=DEFAULT_NUM_CALIB, help="calibration images (default %(default)s)")
-    p.add_argument("--num-verify", type=int, default=DEFAULT_NUM_VERIFY, help="parity images (default %(default)s)")
+    p.add_argument("--num-calib", type=_int_at_least(1), help=f"with --full-integer: calibration images "
+                   f"(default {DEFAULT_NUM_CALIB})")
+    p.add_argument("--num-verify", type=_int_at_least(1), default=DEFAULT_NUM_VERIFY,
+                   help="parity images (default %(default)s)")
     p.add_argument("--data", help="data root for calibration/parity images (default $EGEUNET_DATA or ../shared/data/isic2018)")
     p.add_argument("--min-iou", type=_fraction, help="parity gate: minimum mask IoU vs PyTorch fp32, 0 to 1 "
                    "(default per format)")
@@ -230,15 +232,19 @@ def export_main(argv=None) -> int:
         raise ValueError("--target onnx is the fp32 hub; --int8/--fp16 apply to tflite and coreml")
     if a.full_integer and not (a.int8 and a.target == "tflite"):
         raise ValueError("--full-integer goes with --target tflite --int8")
-    if a.calib and not a.full_integer:
-        raise ValueError("--calib applies to --full-integer: the other variants need no calibration images")
+    if (a.calib or a.num_calib) and not a.full_integer:
+        raise ValueError("--calib and --num-calib apply to --full-integer: the other variants need no "
+                         "calibration images")
     if a.converter != "tf" and a.target != "tflite":
         raise ValueError("--converter applies to --target tflite only")
+    if a.out:  # a file in the way is the user's to fix (exit 2), and found before the model loads
+        _output_folder(a.out, "--out")
     precision = ("int8-full" if a.full_integer else "int8") if a.int8 else \
         "fp16" if a.fp16 or a.target == "coreml" else "fp32"
     _terminate_cleanly()
     try:
-        r = export(a.target, precision, weights=a.weights, out=a.out, calib=a.calib, num_calib=a.num_calib,
+        r = export(a.target, precision, weights=a.weights, out=a.out, calib=a.calib,
+                   num_calib=a.num_calib or DEFAULT_NUM_CALIB,
                    data=a.data, num_verify=a.num_verify, min_iou=a.min_iou, output=a.output, converter=a.converter)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)

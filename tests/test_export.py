@@ -81,7 +81,7 @@ def test_parity_failure_exits_nonzero_and_leaves_no_artifact(tmp_path, isic_root
     (["--target", "onnx", "--int8"], "--target onnx is the fp32 hub"),
     (["--target", "onnx", "--weights", "missing.safetensors"], "missing.safetensors: no such weights file"),
     (["--target", "tflite", "--int8", "--full-integer", "--calib", "EMPTY"], "no readable image for calibration"),
-    (["--target", "tflite", "--int8", "--calib", "EMPTY"], "--calib applies to --full-integer"),
+    (["--target", "tflite", "--int8", "--calib", "EMPTY"], "--calib and --num-calib apply to --full-integer"),
     (["--target", "onnx", "--full-integer"], "--full-integer goes with --target tflite --int8"),
     (["--target", "onnx", "--out", "/proc/egeunet-no"], "cannot create the output folder"),
     (["--target", "onnx", "--min-iou", "nan"], "--min-iou: must lie in [0, 1], not nan"),
@@ -226,3 +226,48 @@ def test_sigterm_during_export_cleans_up_its_staging_folder(tmp_path, isic_root)
     p.wait(60)
     assert p.returncode != 0
     assert not out.exists() or not list(out.glob(".egeunet-export-*"))
+
+
+def test_export_cli_refuses_nonsense_before_loading_anything(tmp_path, capsys):
+    """One line, exit 2, for what the user must fix: --out a file (was exit 1 after loading the
+    model), --num-verify 0 (the message named --num-calib), --num-calib without --full-integer
+    (ignored silently), a pickled .pt and a mistyped shipped name (both called 'not a PyTorch
+    checkpoint')."""
+    import torch
+
+    from conftest import refusal
+    from egeunet.cli import export_main
+
+    (tmp_path / "afile").write_text("x")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "model.pt")
+    err = refusal(export_main, ["--target", "onnx", "--out", str(tmp_path / "afile")], capsys)
+    assert "--out" in err and "afile: is a file, not a folder" in err, err
+    err = refusal(export_main, ["--target", "onnx", "--out", str(tmp_path / "afile" / "sub")], capsys)
+    assert "is a file, not a folder" in err, err
+    assert "--num-verify: must be >= 1" in refusal(export_main, ["--target", "onnx", "--num-verify", "0"], capsys)
+    assert "--num-calib: must be >= 1" in refusal(
+        export_main, ["--target", "tflite", "--int8", "--full-integer", "--num-calib", "0"], capsys)
+    err = refusal(export_main, ["--target", "onnx", "--num-calib", "5", "--weights", "missing.safetensors"], capsys)
+    assert "--num-calib apply to --full-integer" in err, err
+    err = refusal(export_main, ["--target", "onnx", "--weights", str(tmp_path / "model.pt")], capsys)
+    assert "model.pt: a pickled PyTorch file; egeunet loads only a .safetensors file" in err, err
+    err = refusal(export_main, ["--target", "onnx", "--weights", "egeunet-xl"], capsys)
+    assert "egeunet-xl: no such file, and not a shipped model (egeunet, egeunet-bn)" in err, err
+    err = refusal(export_main, ["--target", "onnx", "--weights", str(tmp_path)], capsys)
+    assert "a folder; expected a .safetensors file" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "model.pt"]  # nothing written
+
+
+def test_calibration_folder_with_fewer_images_than_asked_is_warned_about(tmp_path, caplog):
+    from PIL import Image
+
+    from egeunet.export.calibration import images_from_folder
+
+    for k, img in enumerate(synthetic_dermoscopy(2, 64)):
+        Image.fromarray(img).save(tmp_path / f"{k}.png")
+    with caplog.at_level("WARNING"):
+        assert images_from_folder(tmp_path, 2, 64).shape == (2, 64, 64, 3)
+    assert "fewer than" not in caplog.text  # as many as asked: no warning
+    with caplog.at_level("WARNING"):
+        assert images_from_folder(tmp_path, 200, 64).shape == (2, 64, 64, 3)
+    assert "only 2 readable images" in caplog.text and "the 200 asked for" in caplog.text, caplog.text

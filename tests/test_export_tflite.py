@@ -39,6 +39,37 @@ def test_int8_is_accurate_smaller_than_fp32_and_takes_float_pixels(tflite_export
     stored = man["quantization"]["float_weights_stored_int8"]  # what the quantizer left float32
     assert stored["tensors"] > 0 and stored["bytes_after"] < stored["bytes_before"] - 30_000, stored
     assert sizes["int8"] < sizes["fp16"] < sizes["fp32"], sizes
+    # what the scheme claims, counted in the file with LiteRT (not the exporter's flatbuffer reader)
+    assert man["quantization"]["conv_weights"] == _conv_weight_kinds(out / man["file"]), man["quantization"]
+
+
+def _conv_weight_kinds(path) -> dict:
+    from egeunet.runtimes.litert_runtime import load_interpreter_class
+
+    interp = load_interpreter_class()(model_path=str(path))
+    dtype = {t["index"]: np.dtype(t["dtype"]).name for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()
+    dequantized = {op["outputs"][0] for op in ops if op["op_name"] == "DEQUANTIZE"}
+    kinds = {"int8": 0, "int8_dequantized": 0, "float32": 0}
+    for op in ops:
+        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            w = op["inputs"][1]
+            kinds["int8" if dtype[w] == "int8" else "int8_dequantized" if w in dequantized else "float32"] += 1
+    return kinds
+
+
+def test_probs_export_names_its_output_probs(tmp_path, isic_root):
+    """--output probs: the TFLite output tensor was still named 'logits' (the ONNX and Core ML
+    files name it 'probs'), and the manifest repeated that name beside kind 'probs'."""
+    from egeunet.export import export
+
+    r = export("tflite", "fp32", out=tmp_path, output="probs", data=isic_root, num_verify=2)
+    man = json.loads(r.manifest_path.read_text())
+    rt = open_runtime(r.path)
+    assert rt.interpreter.get_output_details()[0]["name"] == man["io"]["output"]["name"] == "probs"
+    assert man["io"]["output"]["kind"] == "probs" and man["threshold"]["on_output"] == 0.5
+    p = rt.logits_or_probs(images_from_split(isic_root, "test", 1, 256)[0])
+    assert 0.0 <= p.min() and p.max() <= 1.0 and p.max() > 0.5  # probabilities, a lesion in it
 
 
 def test_int8_full_takes_uint8_pixels_and_reports_parity(tflite_exports):

@@ -176,10 +176,10 @@ def test_litert_runtime_serialises_calls_from_several_threads(monkeypatch, tmp_p
             pass
 
         def get_input_details(self):
-            return [{"index": 0, "dtype": np.float32}]
+            return [{"index": 0, "name": "image", "shape": np.array([1, 32, 32, 3]), "dtype": np.float32}]
 
         def get_output_details(self):
-            return [{"index": 1}]
+            return [{"index": 1, "name": "logits", "shape": np.array([1, 32, 32, 1]), "dtype": np.float32}]
 
         def set_tensor(self, index, x):
             self.overlaps += self.busy
@@ -273,3 +273,65 @@ def test_a_truncated_tflite_is_refused_naming_the_file(tmp_path):
     assert opened == []
     for cut, message in errors:
         assert f"cut{cut}.tflite: not a complete .tflite file (cut short or corrupt" in message
+
+
+def test_thread_count_of_another_type_is_refused_by_name():
+    for bad in ("2", 2.5, True):
+        with pytest.raises(ValueError, match="threads must be an integer, not"):
+            open_runtime(threads=bad)
+
+
+def _tiny_onnx(path, output_name="logits"):
+    """A real ONNX file with the export's interface: image (1, 3, 256, 256) float32 -> a
+    (1, 1, 256, 256) map (the channel mean)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], [output_name], axes=[1], keepdims=1)], "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 256, 256])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [1, 1, 256, 256])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+
+
+def test_a_file_that_does_not_match_its_manifest_is_refused(tmp_path):
+    """A manifest left beside a replaced file of the same name: a probs manifest over a logits
+    file gave logits as 'probabilities' (a wrong mask, no error); the check names the mismatch."""
+    import json
+
+    pytest.importorskip("onnxruntime")
+    from egeunet.export.onnx_export import onnx_io_spec
+    from egeunet.model.checkpoint import PRETRAINED, sidecar_path
+
+    pre = json.loads(sidecar_path(PRETRAINED).read_text())["preprocessing"]
+    model = tmp_path / "egeunet_fp32.onnx"
+    _tiny_onnx(model)
+
+    def manifest(io):
+        (tmp_path / "manifest.json").write_text(json.dumps(
+            {"file": model.name, "target": "onnx", "precision": "fp32", "preprocessing": pre, "io": io}))
+
+    manifest(onnx_io_spec(256, "logits").to_dict())
+    assert open_runtime(model).predict(np.zeros((20, 30, 3), np.uint8)).shape == (256, 256)  # the true manifest
+    manifest(onnx_io_spec(256, "probs").to_dict())
+    with pytest.raises(ValueError, match=r"does not match its manifest: output 'logits' .* \(manifest: 'probs'"):
+        open_runtime(model)
+    io = onnx_io_spec(256, "logits").to_dict()
+    io["input"]["dtype"], io["input"]["shape"] = "uint8", [1, 256, 256, 3]
+    manifest(io)
+    with pytest.raises(ValueError, match=r"input 'image' \[1, 3, 256, 256\] float32 \(manifest: 'image' "
+                                         r"\[1, 256, 256, 3\] uint8\)"):
+        open_runtime(model)
+
+
+def test_litert_refuses_an_int8_full_file_under_a_float_manifest(tflite_exports, tmp_path):
+    """The same name, other bytes: the uint8-input file was fed under the fp32 contract."""
+    import shutil
+
+    for precision in ("fp32", "int8-full"):
+        assert tflite_exports[precision][0].returncode == 0, tflite_exports[precision][0].stderr[-2000:]
+    shutil.copy(tflite_exports["fp32"][1] / "manifest.json", tmp_path / "manifest.json")
+    shutil.copy(tflite_exports["int8-full"][1] / "egeunet_int8-full.tflite", tmp_path / "egeunet_fp32.tflite")
+    with pytest.raises(ValueError, match=r"does not match its manifest: input 'image' \[1, 256, 256, 3\] uint8 "
+                                         r"\(manifest: 'image' \[1, 256, 256, 3\] float32\)"):
+        open_runtime(tmp_path / "egeunet_fp32.tflite")

@@ -40,6 +40,9 @@ def images_from_folder(folder: str | Path, n: int, size: int) -> np.ndarray:
     if not images:
         raise ValueError(f"{folder}: no readable image for calibration "
                          f"({len(files)} image-like files, {bad} unreadable)")
+    if len(images) < n:  # it went on silently: ranges from a handful of images fit those images only
+        log.warning("[calib] WARNING: only %d readable images in %s, fewer than the %d asked for (--num-calib): "
+                    "int8 ranges from few images are less accurate on others", len(images), folder, n)
     return np.stack(images)
 
 

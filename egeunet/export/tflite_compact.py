@@ -105,5 +105,7 @@ def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256) -> dict
     if n == 0:
         model.operatorCodes.pop()
     fu.write_model(model, str(dst))
-    out = compact(dst, dst)
+    # keep the names the file has: the output is "probs" in a file exported with --output probs
+    g = model.subgraphs[0]
+    out = compact(dst, dst, g.tensors[g.inputs[0]].name.decode(), g.tensors[g.outputs[0]].name.decode())
     return {"tensors": n, "bytes_before": bytes_before, "bytes_after": out["bytes_after"]}

@@ -129,9 +129,16 @@ def read_sidecar(path: str | os.PathLike) -> dict:
 def _check_weights_path(path: Path) -> None:
     """Name the real problem before the sidecar is looked for: a missing file, or a file of
     another kind (an exported .onnx / .tflite is no checkpoint)."""
+    expected = f"a .safetensors file (with its .json sidecar) or a shipped model: {', '.join(SHIPPED)}"
+    if path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):  # a PyTorch checkpoint, but pickled: loading one runs code
+        raise CheckpointError(f"{path}: a pickled PyTorch file; egeunet loads only {expected} (save the state "
+                              "dict with egeunet.model.checkpoint.save_checkpoint)")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder; expected {expected}")
+    if not path.suffix and not path.exists():  # a mistyped shipped name reads best as one
+        raise CheckpointError(f"{path}: no such file, and not a shipped model ({', '.join(SHIPPED)})")
     if path.suffix != ".safetensors":
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint; expected a .safetensors file (with its .json "
-                              f"sidecar) or a shipped model: {', '.join(SHIPPED)}")
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint; expected {expected}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such weights file")
 

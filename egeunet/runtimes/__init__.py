@@ -3,6 +3,7 @@ per back end. :func:`open_runtime` picks the back end from the file's extension.
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 from egeunet.runtimes.base import IOSpec, Runtime, read_manifest
@@ -15,6 +16,11 @@ def open_runtime(path: str | Path | None = None, runtime: str | None = None, thr
     """Open a model file. ``path=None`` is the shipped PyTorch weights. ``threads``: the
     runtime's intra-op threads (for the PyTorch runtime that is PyTorch's process-wide setting,
     ``torch.set_num_threads``; ONNX Runtime and LiteRT keep theirs per session)."""
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+            # "2" failed with a TypeError, 2.5 with LiteRT blaming the model file
+            raise ValueError(f"threads must be an integer, not {threads!r}")
+        threads = int(threads)  # numpy integers too: LiteRT takes a Python int only
     if threads is not None and threads < 1:  # else torch fails deep inside, and LiteRT blames the model
         raise ValueError(f"threads must be >= 1, not {threads}")
     if path is None:

@@ -122,6 +122,24 @@ def manifest_contract(manifest: dict, where: str | Path) -> tuple[Preprocessing,
                          f"({e.__class__.__name__}: {e})") from None
 
 
+def check_file_matches_spec(path: str | Path, spec: IOSpec, file_input: tuple, file_output: tuple) -> None:
+    """The manifest's input and output (name, shape, dtype) against those the loaded file really
+    has. A manifest left beside a replaced file (same name) otherwise drives the wrong
+    preprocessing or output handling, silently or with a runtime error at the first image.
+    ``file_*``: (name, shape, dtype name); a shape entry that is not an int is not compared."""
+    problems = []
+    for what, (name, shape, dtype), want in (
+            ("input", file_input, (spec.input_name, spec.input_shape, spec.input_dtype)),
+            ("output", file_output, (spec.output_name, spec.output_shape, spec.output_dtype))):
+        same_shape = len(shape) == len(want[1]) and all(
+            not isinstance(a, int) or a == b for a, b in zip(shape, want[1]))
+        if name != want[0] or not same_shape or dtype != want[2]:
+            problems.append(f"{what} {name!r} {list(shape)} {dtype} (manifest: {want[0]!r} {list(want[1])} {want[2]})")
+    if problems:
+        raise ValueError(f"{path}: the file does not match its manifest: {'; '.join(problems)}; the manifest was "
+                         "written for another file (re-export, or keep each export beside its own manifest)")
+
+
 class Runtime(ABC):
     """One loaded model file."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.runtimes.base import Runtime, manifest_contract, read_manifest
+from egeunet.runtimes.base import Runtime, check_file_matches_spec, manifest_contract, read_manifest
 
 
 def load_interpreter_class():
@@ -73,6 +73,8 @@ class LiteRTRuntime(Runtime):
             raise ValueError(f"{path}: LiteRT cannot load it ({str(e).splitlines()[0]})") from None
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
+        check_file_matches_spec(path, spec, *((d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"]).name)
+                                              for d in (self._in, self._out)))
         # One interpreter has one set of input / output buffers: calls from several threads
         # (a web server sharing one runtime) take turns, else they fail or swap outputs.
         self._lock = threading.Lock()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.runtimes.base import Runtime, manifest_contract, read_manifest
+from egeunet.runtimes.base import Runtime, check_file_matches_spec, manifest_contract, read_manifest
 
 
 class OnnxRuntime(Runtime):
@@ -27,6 +27,11 @@ class OnnxRuntime(Runtime):
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ValueError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0]})") from None
+        # ONNX Runtime names element types "tensor(float)"; numpy's names are the manifest's
+        dtypes = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
+                  "tensor(int8)": "int8", "tensor(double)": "float64"}
+        check_file_matches_spec(path, spec, *((a.name, tuple(a.shape), dtypes.get(a.type, a.type))
+                                              for a in (self.session.get_inputs()[0], self.session.get_outputs()[0])))
         super().__init__(path, pre, spec)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
