@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from egeunet.preprocess import IMAGE_SUFFIXES, ImageReadError, read_image, resize_image, resize_mask_nearest
 
 ENV_VAR = "EGEUNET_DATA"
+log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
@@ -79,6 +81,7 @@ class SegmentationFolder:
             if not (self.root / sub).is_dir():
                 raise DataError(f"{self.root / sub}: missing folder (expected images/, masks/ and splits.csv)")
         self.splits = self._read_splits(self.root / "splits.csv")
+        self._warned_orientation = False
 
     @staticmethod
     def _read_splits(path: Path) -> dict[str, list[str]]:
@@ -130,11 +133,34 @@ class SegmentationFolder:
                 mask = np.asarray(m.convert("L"))
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"{mpath}: not a readable mask image ({e.__class__.__name__})") from None
+        mask = self._mask_in_image_frame(mask, ipath, mpath, image.shape[:2])
         if mask.shape != image.shape[:2]:
             raise DataError(f"{mpath}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
                             f"{ipath.name} is {image.shape[1]}x{image.shape[0]}")
         mask = (resize_mask_nearest(mask, size) >= _lesion_level(mask, mpath)).astype(np.uint8)
         return resize_image(image, size), mask
+
+    def _mask_in_image_frame(self, mask: np.ndarray, ipath: Path, mpath: Path, shown_hw: tuple) -> np.ndarray:
+        """The mask turned the way the image is shown. ``read_image`` applies the image's EXIF
+        orientation (as every runtime does); a mask drawn on the stored pixels must turn with it,
+        else it lies rotated under its image (an error for non-square images, silently wrong for
+        square ones). Where the sizes tell which frame the mask is in (a 90-degree orientation of
+        a non-square image) that decides; otherwise the mask is taken as drawn on the image as
+        shown (what EXIF-aware annotation tools save), with one warning per folder."""
+        with Image.open(ipath) as im:
+            orientation = im.getexif().get(0x0112)
+            stored_hw = (im.height, im.width)
+        if orientation not in _EXIF_TRANSPOSE:
+            return mask
+        if mask.shape == stored_hw and mask.shape != tuple(shown_hw):
+            return np.asarray(Image.fromarray(mask).transpose(_EXIF_TRANSPOSE[orientation]))
+        if mask.shape == tuple(shown_hw) and mask.shape == stored_hw and not self._warned_orientation:
+            self._warned_orientation = True
+            log.warning("%s has EXIF orientation %d: it is used as shown (turned), and its mask %s is taken as "
+                        "drawn on the image as shown; if your masks were drawn on the stored pixels, rotate "
+                        "them or strip the orientation (this folder may hold more such images)",
+                        ipath, orientation, mpath.name)
+        return mask
 
     def load_split(self, split: str, size: int = 256, limit: int | None = None, progress: bool = False) -> SplitArrays:
         if limit is not None and limit < 1:  # 0 would silently mean "all of them"
@@ -158,6 +184,12 @@ class SegmentationFolder:
             for p in sorted((self.root / sub).iterdir()):
                 h.update(f"{sub}/{p.name}:{p.stat().st_size}\n".encode())
         return h.hexdigest()
+
+
+# EXIF orientation -> the transpose that shows the stored pixels upright (Pillow's exif_transpose)
+_EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                   4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                   6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
 def _lesion_level(mask: np.ndarray, path: Path) -> int:

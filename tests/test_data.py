@@ -139,3 +139,46 @@ def test_no_data_folder_says_where_it_looked_and_where_to_read_on(tmp_path, monk
     assert "--data DIR" in msg and "$EGEUNET_DATA" in msg and "README's Data section" in msg
     assert "shared/data/isic2018" in msg and "../shared/data/isic2018" in msg
     assert resolve_data_root(required=False) is None
+
+
+def _exif_folder(tmp_path, stored_wh, orientation, mask_frame):
+    """One JPEG stored at ``stored_wh`` with EXIF ``orientation`` and a bright block in its stored
+    top-left corner; the block's mask drawn in ``mask_frame`` ("stored" pixels or as "shown")."""
+    w, h = stored_wh
+    pixels = np.full((h, w, 3), 40, np.uint8)
+    pixels[: h // 4, : w // 4] = 230
+    block = np.zeros((h, w), np.uint8)
+    block[: h // 4, : w // 4] = 255
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(tmp_path / "images" / "a.jpg", quality=95, exif=exif)
+    mask = Image.fromarray(block)
+    if mask_frame == "shown":
+        mask = mask.transpose(Image.Transpose.ROTATE_270)  # what orientation 6 shows
+    mask.save(tmp_path / "masks" / "a.png")
+    (tmp_path / "splits.csv").write_text("id,split\na,train\n")
+    return SegmentationFolder(tmp_path)
+
+
+@pytest.mark.parametrize("mask_frame", ["stored", "shown"])
+def test_a_mask_lies_under_its_exif_rotated_image(tmp_path, mask_frame):
+    """read_image turns a JPEG by its EXIF orientation (6: 90 degrees); a mask drawn on the
+    stored pixels was not turned with it: "mask is 40x20 but its image is 20x40". Both frames
+    are told apart by their sizes here, and the lesion must lie under the bright block."""
+    image, mask = _exif_folder(tmp_path, (40, 20), 6, mask_frame).read_pair("a", 32)
+    bright = image.mean(axis=2) > 135
+    assert mask.sum() > 20
+    assert (bright == mask.astype(bool)).mean() > 0.97
+
+
+def test_a_square_exif_rotated_image_warns_that_its_mask_frame_is_assumed(tmp_path, caplog):
+    """A square image: the sizes cannot tell which way its mask was drawn; the mask is taken as
+    drawn on the image as shown, and the run says so once."""
+    folder = _exif_folder(tmp_path, (32, 32), 6, "shown")
+    with caplog.at_level("WARNING", logger="egeunet.data"):
+        image, mask = folder.read_pair("a", 32)
+        folder.read_pair("a", 32)
+    assert ((image.mean(axis=2) > 135) == mask.astype(bool)).mean() > 0.97
+    assert caplog.text.count("has EXIF orientation 6") == 1
