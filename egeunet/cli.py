@@ -149,7 +149,7 @@ def train_main(argv=None) -> int:
 @_user_errors
 def eval_main(argv=None) -> int:
     from egeunet.data import SegmentationFolder, resolve_data_root
-    from egeunet.evaluate import evaluate_arrays
+    from egeunet.evaluate import evaluate_arrays, evaluate_runtime
     from egeunet.metrics import METRICS
     from egeunet.model.checkpoint import atomic_write_json, load_checkpoint
 
@@ -158,6 +158,8 @@ def eval_main(argv=None) -> int:
     p.add_argument("--data", help="data folder; default $EGEUNET_DATA or ../shared/data/isic2018")
     p.add_argument("--weights", help="a .safetensors checkpoint with its .json sidecar, or a shipped model: egeunet "
                    "(the default) or egeunet-bn")
+    p.add_argument("--model", help="instead of --weights: an exported file (.onnx, .tflite; .mlpackage on macOS) "
+                   "beside its manifest.json, scored as deployed through its runtime")
     p.add_argument("--json", dest="json_out", help="write the metrics as JSON here")
     p.add_argument("--threads", type=_threads)
     p.add_argument("--limit", type=_int_at_least(1), metavar="N", help="evaluate only the first N images of the split")
@@ -169,12 +171,24 @@ def eval_main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(a.threads)
+    if a.model and a.weights:
+        raise ValueError("give --weights (a checkpoint) or --model (an exported file), not both")
     folder = SegmentationFolder(resolve_data_root(a.data))
-    model, pre, meta = load_checkpoint(a.weights)
-    split = folder.load_split(a.split, pre.size, a.limit, progress=True)
-    result = evaluate_arrays(model, split, pre, bootstrap=a.bootstrap)
-    result.update({"split": a.split, "data_root": str(folder.root), "threshold": pre.threshold,
-                   "weights": str(a.weights or "shipped"), "weights_sha256": meta["weights_sha256"]})
+    if a.model:
+        from egeunet.export.common import sha256_of
+        from egeunet.runtimes import open_runtime
+
+        runtime = open_runtime(a.model, threads=a.threads)
+        pre = runtime.pre
+        split = folder.load_split(a.split, pre.size, a.limit, progress=True)
+        result = evaluate_runtime(runtime, split, bootstrap=a.bootstrap, progress=True)
+        model_info = {"model": str(a.model), "runtime": runtime.name, "model_sha256": sha256_of(Path(a.model))}
+    else:
+        model, pre, meta = load_checkpoint(a.weights)
+        split = folder.load_split(a.split, pre.size, a.limit, progress=True)
+        result = evaluate_arrays(model, split, pre, bootstrap=a.bootstrap)
+        model_info = {"weights": str(a.weights or "shipped"), "weights_sha256": meta["weights_sha256"]}
+    result.update({"split": a.split, "data_root": str(folder.root), "threshold": pre.threshold, **model_info})
     print(f"{'':10s}" + "".join(f"{m:>8s}" for m in METRICS))
     for kind in ("pooled", "per_image"):
         print(f"{kind:10s}" + "".join(f"{result[kind][m]:8.4f}" for m in METRICS))

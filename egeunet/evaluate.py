@@ -59,6 +59,28 @@ def evaluate_arrays(model: torch.nn.Module, split: SplitArrays, pre: Preprocessi
     for start in range(0, len(split), 64):
         prob = predict_probabilities(model, split.images[start:start + 64], pre, batch_size)
         meter.update(prob >= pre.threshold, split.masks[start:start + 64] > 0)
+    return _result(meter, split, bootstrap)
+
+
+def evaluate_runtime(runtime, split: SplitArrays, bootstrap: int = 0, progress: bool = False) -> dict:
+    """:func:`evaluate_arrays` for any model file opened by :func:`egeunet.runtimes.open_runtime`
+    (ONNX, TFLite, Core ML on macOS): the file as deployed, its own preprocessing and threshold
+    from its manifest, one image at a time. ``split`` decoded at the file's input size."""
+    if split.images.shape[1:3] != (runtime.pre.size, runtime.pre.size):
+        raise ValueError(f"images decoded at {split.images.shape[2]}x{split.images.shape[1]}, but the model takes "
+                         f"{runtime.pre.size}x{runtime.pre.size}")
+    meter = SegmentationMeter()
+    items = zip(split.images, split.masks)
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, total=len(split), desc=f"{runtime.name}", unit="img", leave=False)
+    for image, mask in items:
+        meter.update((runtime.predict(image) >= runtime.pre.threshold)[None], (mask > 0)[None])
+    return _result(meter, split, bootstrap)
+
+
+def _result(meter: SegmentationMeter, split: SplitArrays, bootstrap: int) -> dict:
     result = meter.result()
     if bootstrap:
         result["ci95"] = bootstrap_ci(meter.image_cms, n_boot=bootstrap)

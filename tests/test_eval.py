@@ -153,3 +153,40 @@ def test_masks_stored_as_0_and_1_are_read_as_lesion(isic_root, tmp_path, capsys)
     assert results["0-255"]["pooled"]["dice"] > 0.8
     assert results["0-1"]["pooled"] == results["0-255"]["pooled"]
     assert results["0-1"]["per_image"] == results["0-255"]["per_image"]
+
+
+def _eval_json(args: list[str], out) -> dict:
+    r = subprocess.run([sys.executable, "-m", "egeunet", "eval", *args, "--json", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_eval_scores_an_exported_file_as_deployed(isic_root, tmp_path, tflite_exports):
+    """`egeunet-eval --model FILE`: the Dice of the exported file itself, through its runtime
+    and its manifest's preprocessing, next to the checkpoint's on the same images."""
+    from egeunet.export import export
+
+    onnx_dir = tmp_path / "onnx"
+    export("onnx", out=onnx_dir, num_verify=2, data=str(isic_root))
+    common = ["--split", "test", "--data", str(isic_root), "--limit", "24"]
+    torch_res = _eval_json(common, tmp_path / "torch.json")
+    onnx_res = _eval_json([*common, "--model", str(onnx_dir / "egeunet_fp32.onnx"), "--bootstrap", "50"],
+                          tmp_path / "onnx.json")
+    assert onnx_res["runtime"] == "onnxruntime" and onnx_res["n_images"] == 24
+    assert onnx_res["model_sha256"] == file_sha256(onnx_dir / "egeunet_fp32.onnx")
+    assert abs(onnx_res["pooled"]["dice"] - torch_res["pooled"]["dice"]) < 1e-3  # fp32: the same masks
+    assert len(onnx_res["images"]) == 24 and "ci95" in onnx_res
+    r, int8_dir = tflite_exports["int8"]
+    assert r.returncode == 0, r.stderr[-2000:]
+    int8_res = _eval_json([*common, "--model", str(int8_dir / "egeunet_int8.tflite")], tmp_path / "int8.json")
+    assert int8_res["runtime"] == "litert"
+    assert abs(int8_res["pooled"]["dice"] - torch_res["pooled"]["dice"]) < 0.01
+    assert int8_res["pooled"]["dice"] != onnx_res["pooled"]["dice"]  # int8 masks are not the float ones
+
+
+def test_eval_refuses_weights_and_model_together(capsys):
+    from egeunet.cli import eval_main
+
+    assert "give --weights (a checkpoint) or --model (an exported file), not both" in refusal(
+        eval_main, ["--weights", "egeunet", "--model", "x.onnx"], capsys)
