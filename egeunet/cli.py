@@ -155,7 +155,8 @@ def eval_main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="egeunet-eval", description="Dice, IoU, accuracy, sensitivity, specificity on a split.")
     p.add_argument("--split", default="test", help="train, val or test (default %(default)s)")
-    p.add_argument("--data", help="data folder; default $EGEUNET_DATA or ../shared/data/isic2018")
+    p.add_argument("--data", help="data folder; default $EGEUNET_DATA, else the folder the weights were trained "
+                   "on, else ../shared/data/isic2018")
     p.add_argument("--weights", help="a .safetensors checkpoint with its .json sidecar, or a shipped model: egeunet "
                    "(the default) or egeunet-bn")
     p.add_argument("--model", help="instead of --weights: an exported file (.onnx, .tflite; .mlpackage on macOS) "
@@ -173,18 +174,19 @@ def eval_main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     if a.model and a.weights:
         raise ValueError("give --weights (a checkpoint) or --model (an exported file), not both")
-    folder = SegmentationFolder(resolve_data_root(a.data))
     if a.model:
         from egeunet.export.common import sha256_of
         from egeunet.runtimes import open_runtime
 
         runtime = open_runtime(a.model, threads=a.threads)
         pre = runtime.pre
+        folder = SegmentationFolder(resolve_data_root(a.data, trained_on=_manifest_weights_data(a.model)))
         split = folder.load_split(a.split, pre.size, a.limit, progress=True)
         result = evaluate_runtime(runtime, split, bootstrap=a.bootstrap, progress=True)
         model_info = {"model": str(a.model), "runtime": runtime.name, "model_sha256": sha256_of(Path(a.model))}
     else:
         model, pre, meta = load_checkpoint(a.weights)
+        folder = SegmentationFolder(resolve_data_root(a.data, trained_on=meta.get("data")))
         split = folder.load_split(a.split, pre.size, a.limit, progress=True)
         result = evaluate_arrays(model, split, pre, bootstrap=a.bootstrap)
         model_info = {"weights": str(a.weights or "shipped"), "weights_sha256": meta["weights_sha256"]}
@@ -199,6 +201,20 @@ def eval_main(argv=None) -> int:
     if json_out:
         atomic_write_json(json_out, result)
     return 0
+
+
+def _manifest_weights_data(model) -> dict | None:
+    """The ``weights_data`` entry of an exported file's manifest.json (None where absent)."""
+    import json
+
+    from egeunet.runtimes.base import manifest_path
+
+    man = manifest_path(model)  # the same manifest the runtime read
+    try:
+        found = json.loads(man.read_text(encoding="utf-8")).get("weights_data")
+    except (OSError, ValueError, AttributeError):
+        return None  # open_runtime has already read it, or said what is wrong with it
+    return found if isinstance(found, dict) else None
 
 
 def _terminate_cleanly() -> None:
@@ -236,9 +252,12 @@ def export_main(argv=None) -> int:
                    f"(default {DEFAULT_NUM_CALIB})")
     p.add_argument("--num-verify", type=_int_at_least(1), default=DEFAULT_NUM_VERIFY,
                    help="parity images (default %(default)s)")
-    p.add_argument("--data", help="data root for calibration/parity images (default $EGEUNET_DATA or ../shared/data/isic2018)")
+    p.add_argument("--data", help="data root for calibration/parity images (default $EGEUNET_DATA, else the folder "
+                   "the weights were trained on, else ../shared/data/isic2018)")
     p.add_argument("--min-iou", type=_fraction, help="parity gate: minimum mask IoU vs PyTorch fp32, 0 to 1 "
                    "(default per format)")
+    p.add_argument("--max-prob-diff", type=_fraction, help="parity gate of the fp32 formats: maximum |probability "
+                   "difference| vs PyTorch fp32, 0 to 1 (default: onnx 1e-4, tflite 1e-3)")
     p.add_argument("--output", choices=("logits", "probs"), default="logits", help="model output (default %(default)s)")
     p.add_argument("--out", help="output folder (default exports/TARGET-PRECISION)")
     a = p.parse_args(argv)
@@ -259,7 +278,8 @@ def export_main(argv=None) -> int:
     try:
         r = export(a.target, precision, weights=a.weights, out=a.out, calib=a.calib,
                    num_calib=a.num_calib or DEFAULT_NUM_CALIB,
-                   data=a.data, num_verify=a.num_verify, min_iou=a.min_iou, output=a.output, converter=a.converter)
+                   data=a.data, num_verify=a.num_verify, min_iou=a.min_iou, output=a.output, converter=a.converter,
+                   max_prob_diff=a.max_prob_diff)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

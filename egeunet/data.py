@@ -37,18 +37,34 @@ def default_data_candidates() -> list[Path]:
             repo.parent / "shared/data/isic2018", repo / "shared/data/isic2018"]
 
 
-def resolve_data_root(data: str | os.PathLike | None = None, required: bool = True) -> Path | None:
-    """--data wins, then $EGEUNET_DATA, then a ``shared/data/isic2018`` beside the checkout."""
+def resolve_data_root(data: str | os.PathLike | None = None, required: bool = True,
+                      trained_on: dict | None = None) -> Path | None:
+    """--data wins, then $EGEUNET_DATA, then the folder the weights were trained on
+    (``trained_on``: their sidecar's ``data`` entry) where it still exists, then a
+    ``shared/data/isic2018`` beside the checkout.
+
+    Without the ``trained_on`` step, weights trained on another data set (Kvasir-SEG, your own)
+    were evaluated, calibrated and parity-checked on ISIC whenever the ISIC folder sat beside
+    the checkout, named only in a trailing line. A folder other than the training one that was
+    not asked for with --data is warned about."""
+    explicit = data is not None
     if data is None:
         data = os.environ.get(ENV_VAR) or None
     if data is not None:
         root = Path(data).expanduser()
         if not root.is_dir():
             raise DataError(f"{root}: data folder does not exist (from --data or ${ENV_VAR})")
+        if not explicit:
+            _warn_if_not_trained_on(root, trained_on, f"${ENV_VAR}")
         return root
+    own = (trained_on or {}).get("data_root")
+    if own and (Path(own) / "splits.csv").is_file() and _holds_recorded_data(Path(own), trained_on):
+        log.info("[data] no --data: using %s, the folder these weights were trained on", own)
+        return Path(own)
     cands = default_data_candidates()
     for cand in cands:
         if (cand / "splits.csv").is_file():
+            _warn_if_not_trained_on(cand, trained_on, "the default folder")
             return cand.resolve()
     if required:
         looked = ", ".join(dict.fromkeys(os.path.relpath(c.resolve()) for c in cands))
@@ -56,6 +72,32 @@ def resolve_data_root(data: str | os.PathLike | None = None, required: bool = Tr
                         f"${ENV_VAR} (a folder with images/, masks/ and splits.csv). The ISIC 2018 data is "
                         "licensed and not in this repository: see the README's Data section")
     return None
+
+
+def _holds_recorded_data(root: Path, trained_on: dict) -> bool:
+    """Whether ``root`` still holds the data the sidecar recorded (by fingerprint, where one was
+    recorded): a folder at the same path may since hold other data."""
+    recorded = trained_on.get("data_fingerprint")
+    try:
+        return not recorded or SegmentationFolder(root).fingerprint() == recorded
+    except (OSError, DataError):
+        return False
+
+
+def _warn_if_not_trained_on(root: Path, trained_on: dict | None, how: str) -> None:
+    """Warn when ``root`` (not chosen with --data) is not the data the weights were trained on.
+    Compared by fingerprint, not path: the shipped weights' folder was elsewhere on another
+    machine, and the same files anywhere are the same data."""
+    recorded = (trained_on or {}).get("data_fingerprint")
+    if not recorded or not (root / "splits.csv").is_file():
+        return
+    try:
+        same = SegmentationFolder(root).fingerprint() == recorded
+    except (OSError, DataError):
+        return  # the caller reports an unreadable folder itself
+    if not same:
+        log.warning("[data] WARNING: measuring on %s (%s), not on the data these weights were trained on (%s); "
+                    "pass --data to choose", root, how, trained_on.get("data_root", "unknown"))
 
 
 @dataclass

@@ -188,7 +188,7 @@ def test_a_file_that_fails_fails_only_its_own_row(sshd, tflite_exports, isic_roo
     assert r.returncode == 0, r.stderr[-3000:]
     remote = {row["precision"]: row for row in json.loads(report_path.read_text())["rows"] if row["device"]}
     assert set(remote) == {"fp32", "fp16", "int8"}
-    assert remote["fp32"]["status"] == "failed" and "cannot load" in remote["fp32"]["reason"], remote["fp32"]
+    assert remote["fp32"]["status"] == "failed" and "not a .tflite file" in remote["fp32"]["reason"], remote["fp32"]
     assert remote["fp16"]["status"] == "failed" and "no kernel for DEQUANTIZE" in remote["fp16"]["reason"]
     assert remote["int8"]["status"] == "ok" and remote["int8"]["vs_host"]["bit_identical"], remote["int8"]
 

@@ -223,7 +223,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     ``benchmark_model``) and ``emulate`` (cortex-a76, ...) add rows for the .tflite files, marked
     with their ``device``; see :mod:`egeunet.benchmarks.devices`."""
     from egeunet.data import SegmentationFolder, resolve_data_root
-    from egeunet.model.checkpoint import PRETRAINED, file_sha256, resolve_weights
+    from egeunet.model.checkpoint import PRETRAINED, file_sha256, read_sidecar, resolve_weights
     from egeunet.runtimes import open_runtime
 
     check_inputs(Path(exports), formats, tuple(threads), make_missing)
@@ -236,9 +236,12 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
 
         validate(remote, adb, benchmark_model, tuple(emulate))
     n_images, runs, warmup = (16, 10, 3) if quick else (None, 50, 10)
-    folder = SegmentationFolder(resolve_data_root(data))
-    split = folder.load_split("test", 256, n_images)
     weights = resolve_weights(weights) if weights else None  # None: the shipped weights, labelled so
+    # the test split of the data the weights were trained on, unless --data says otherwise; the
+    # exports made below then check parity on the same folder
+    folder = SegmentationFolder(resolve_data_root(data, trained_on=read_sidecar(weights or PRETRAINED).get("data")))
+    data = folder.root
+    split = folder.load_split("test", 256, n_images)
     reference_sha = file_sha256(weights or PRETRAINED)
     torch_rt = open_runtime(weights, runtime="torch")
     torch_masks = [torch_rt.predict(img) >= torch_rt.pre.threshold for img in split.images]
