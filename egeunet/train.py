@@ -229,7 +229,7 @@ def _load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> tuple[int
     return int(tensors["_epoch"]), float(tensors["_best"])
 
 
-def _plot_curves(log_rows: list[dict], path: Path) -> None:
+def _plot_curves(log_rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -243,7 +243,7 @@ def _plot_curves(log_rows: list[dict], path: Path) -> None:
     ax2 = ax1.twinx()
     ax2.plot(ep, [r["val_dice"] for r in log_rows], color="tab:blue", label="val Dice (pooled)")
     ax2.set_ylabel("val Dice (pooled)", color="tab:blue")
-    fig.suptitle("EGE-UNet training on ISIC 2018")
+    fig.suptitle(title)
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -372,7 +372,8 @@ def train(cfg: TrainConfig) -> dict:
         _save_train_state(state_path, optimizer, epoch, best_dice)
         _write_log(log_csv, log_rows)
         if epoch % max(cfg.plot_every, 1) == 0 or epoch == last_epoch:
-            _plot_curves(log_rows, out / "curves.png")
+            name = "EGE-UNet-BN" if cfg.norms == "batch" else "EGE-UNet"
+            _plot_curves(log_rows, out / "curves.png", f"{name} training on {folder.root.resolve().name}")
         log.info("[train] epoch %d loss %.4f val dice %.4f (best %.4f) %.0fs", epoch, train_loss, val_dice, best_dice, seconds)
         summary = {"epoch": epoch, "train_loss": train_loss, "val_dice": val_dice, "best_val_dice": best_dice}
     summary.update({"best": str(best_path), "last": str(last_path), "log": str(log_csv)})
