@@ -335,3 +335,32 @@ def test_litert_refuses_an_int8_full_file_under_a_float_manifest(tflite_exports,
     with pytest.raises(ValueError, match=r"does not match its manifest: input 'image' \[1, 256, 256, 3\] uint8 "
                                          r"\(manifest: 'image' \[1, 256, 256, 3\] float32\)"):
         open_runtime(tmp_path / "egeunet_fp32.tflite")
+
+
+def test_a_file_whose_bytes_differ_from_its_manifest_is_warned_about(tmp_path, caplog):
+    """Same name and interface, other bytes (a file re-saved or edited after export): it runs,
+    but the manifest's parity figures describe the old file, and the user is told so."""
+    import json
+
+    pytest.importorskip("onnxruntime")
+    from egeunet.export.onnx_export import onnx_io_spec
+    from egeunet.model.checkpoint import PRETRAINED, file_sha256, sidecar_path
+
+    pre = json.loads(sidecar_path(PRETRAINED).read_text())["preprocessing"]
+    model = tmp_path / "egeunet_fp32.onnx"
+    _tiny_onnx(model)
+    manifest = {"file": model.name, "target": "onnx", "precision": "fp32", "preprocessing": pre,
+                "io": onnx_io_spec(256, "logits").to_dict(), "sha256": file_sha256(model)}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="egeunet.runtimes.base"):
+        open_runtime(model)
+    assert "its bytes are not those" not in caplog.text  # the exported file itself: nothing to say
+    import onnx
+
+    edited = onnx.load(str(model))
+    edited.doc_string = "edited after export"  # the same graph, other bytes
+    onnx.save(edited, str(model))
+    with caplog.at_level("WARNING", logger="egeunet.runtimes.base"):
+        rt = open_runtime(model)
+    assert rt.predict(np.zeros((20, 30, 3), np.uint8)).shape == (256, 256)
+    assert "its bytes are not those manifest.json was written for" in caplog.text

@@ -10,6 +10,7 @@ PyTorch, the checkpoint's sidecar), so a runtime never guesses.
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from egeunet.preprocess import Preprocessing, as_rgb_uint8, normalize, probabilities_to_mask, resize_image, sigmoid
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,13 @@ def read_manifest(model_path: str | Path) -> dict:
     if man["file"] != model_path.name and not _same_bytes(model_path, man.get("sha256")):
         raise ValueError(f"{path} describes {man['file']!r}, not {model_path.name}: export each variant to its "
                          "own --out folder (or re-export this one)")
+    if man["file"] == model_path.name and model_path.is_file() and man.get("sha256") \
+            and not _same_bytes(model_path, man["sha256"]):
+        # Same name, other bytes: a file replaced or edited after export. Its inputs and outputs
+        # are checked when it is opened; its parity figures and provenance are the old file's.
+        log.warning("%s: its bytes are not those %s was written for (sha256 %s...): the manifest's parity and "
+                    "provenance describe another file; re-export to get a manifest of this one",
+                    model_path, path.name, str(man["sha256"])[:12])
     return man
 
 
