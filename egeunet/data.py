@@ -172,7 +172,9 @@ class SegmentationFolder:
             raise DataError(str(e)) from None
         try:
             with Image.open(mpath) as m:
-                mask = np.asarray(m.convert("L"))
+                # a palette mask holds class indices (VOC-style: 0 background, 1 lesion, drawn in
+                # any colour); its grey level would make a dark lesion colour background
+                mask = np.asarray(m) if m.mode == "P" else np.asarray(m.convert("L"))
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"{mpath}: not a readable mask image ({e.__class__.__name__})") from None
         mask = self._mask_in_image_frame(mask, ipath, mpath, image.shape[:2])

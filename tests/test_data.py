@@ -182,3 +182,19 @@ def test_a_square_exif_rotated_image_warns_that_its_mask_frame_is_assumed(tmp_pa
         folder.read_pair("a", 32)
     assert ((image.mean(axis=2) > 135) == mask.astype(bool)).mean() > 0.97
     assert caplog.text.count("has EXIF orientation 6") == 1
+
+
+def test_a_palette_mask_is_read_by_class_index(tmp_path):
+    """VOC-style masks: a palette PNG whose index 1 (lesion) is drawn dark red. Read as grey
+    levels, (128, 0, 0) is 38 and the lesion was background (Dice 0)."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.new("RGB", (32, 32), (200, 150, 140)).save(tmp_path / "images" / "a.png")
+    index = np.zeros((32, 32), np.uint8)
+    index[8:24, 8:24] = 1
+    mask = Image.fromarray(index, mode="P")
+    mask.putpalette([0, 0, 0, 128, 0, 0])
+    mask.save(tmp_path / "masks" / "a.png")
+    (tmp_path / "splits.csv").write_text("id,split\na,train\n")
+    _, got = SegmentationFolder(tmp_path).read_pair("a", 32)
+    assert got.sum() == 16 * 16 and got[8:24, 8:24].all()
