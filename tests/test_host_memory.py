@@ -12,7 +12,7 @@ glibc_only = pytest.mark.skipif(not is_glibc(),
                                 reason="mallopt settings exist only in glibc (Linux); elsewhere keep_freed_memory() does nothing")
 
 # Real training steps (batch 8, 256x256, eager kernels so nothing compiles): minor page faults
-# per step, after two warm-up steps.
+# per step.
 _STEPS = r"""
 import json, resource, sys, torch
 from egeunet.host_memory import keep_freed_memory
@@ -24,7 +24,7 @@ model, opt, loss_fn = build_model_and_optimizer(compiled_kernels=False)
 x = torch.randn(8, 3, 256, 256).contiguous(memory_format=torch.channels_last)
 y = (torch.rand(8, 1, 256, 256) > 0.5).float()
 per_step = []
-for _ in range(8):
+for _ in range(12):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     training_step(model, opt, x, y, loss_fn)
     per_step.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -42,11 +42,13 @@ def test_kept_memory_is_reused_without_page_faults():
     default, kept = _faults("default"), _faults("keep")
     assert kept["applied"] is True
     # glibc's defaults hand the step's big buffers back and fault them in again (4 KiB pages);
-    # how many varies from step to step with the heap's state, so steps 3-8 are summed
+    # how many varies a lot from step to step with the heap's state (0 to 27,000 here), so steps
+    # 3-12 are summed: 63,000-110,000 faults by default against 4,300-5,100 kept in three runs
+    # (2026-11-26). Kept, the heap still grows now and then (a few thousand faults in a step),
+    # which over 8 steps once brought the kept sum to 1/4.7 of the default one under CI's load.
     default_faults, kept_faults = sum(default["faults"][2:]), sum(kept["faults"][2:])
     assert default_faults > 10_000, default
-    # kept: the warm-up steps fault the pages in, later steps reuse them
-    assert kept_faults < default_faults / 5, (default, kept)
+    assert kept_faults < default_faults / 4, (default, kept)
 
 
 @glibc_only
