@@ -57,8 +57,9 @@ def resolve_data_root(data: str | os.PathLike | None = None, required: bool = Tr
         if not explicit:
             _warn_if_not_trained_on(root, trained_on, f"${ENV_VAR}")
         return root
-    own = (trained_on or {}).get("data_root")
-    if own and (Path(own) / "splits.csv").is_file() and _holds_recorded_data(Path(own), trained_on):
+    own, recorded = (trained_on or {}).get("data_root"), (trained_on or {}).get("data_fingerprint")
+    # the training folder only while it holds the recorded data: the same path may since hold other data
+    if own and (Path(own) / "splits.csv").is_file() and (not recorded or _fingerprint_of(Path(own)) == recorded):
         log.info("[data] no --data: using %s, the folder these weights were trained on", own)
         return Path(own)
     cands = default_data_candidates()
@@ -74,28 +75,24 @@ def resolve_data_root(data: str | os.PathLike | None = None, required: bool = Tr
     return None
 
 
-def _holds_recorded_data(root: Path, trained_on: dict) -> bool:
-    """Whether ``root`` still holds the data the sidecar recorded (by fingerprint, where one was
-    recorded): a folder at the same path may since hold other data."""
-    recorded = trained_on.get("data_fingerprint")
+def _fingerprint_of(root: Path) -> str | None:
+    """``root``'s data fingerprint, None where the folder cannot be read as a data folder."""
     try:
-        return not recorded or SegmentationFolder(root).fingerprint() == recorded
+        return SegmentationFolder(root).fingerprint()
     except (OSError, DataError):
-        return False
+        return None
 
 
 def _warn_if_not_trained_on(root: Path, trained_on: dict | None, how: str) -> None:
     """Warn when ``root`` (not chosen with --data) is not the data the weights were trained on.
     Compared by fingerprint, not path: the shipped weights' folder was elsewhere on another
-    machine, and the same files anywhere are the same data."""
+    machine, and the same files anywhere are the same data. An unreadable folder is the
+    caller's to report."""
     recorded = (trained_on or {}).get("data_fingerprint")
     if not recorded or not (root / "splits.csv").is_file():
         return
-    try:
-        same = SegmentationFolder(root).fingerprint() == recorded
-    except (OSError, DataError):
-        return  # the caller reports an unreadable folder itself
-    if not same:
+    found = _fingerprint_of(root)
+    if found is not None and found != recorded:
         log.warning("[data] WARNING: measuring on %s (%s), not on the data these weights were trained on (%s); "
                     "pass --data to choose", root, how, trained_on.get("data_root", "unknown"))
 

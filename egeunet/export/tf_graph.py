@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from egeunet.model.deploy import ONE_MEAN_MAX_PIXELS
 from egeunet.model.egeunet import GAB, GHPA, EGEUNet, LayerNorm2d
 from egeunet.preprocess import Preprocessing
 
@@ -128,7 +129,7 @@ class TFEGEUNet:
         Kvasir-SEG images and 9e-3 in the logits (PyTorch's float32: 1e-5 from float64). Two
         sums of <= 256 values each keep it near float32 rounding."""
         tf = self.tf
-        if int(x.shape[1]) * int(x.shape[2]) <= 32 * 32:  # short sums: one MEAN is as accurate
+        if int(x.shape[1]) * int(x.shape[2]) <= ONE_MEAN_MAX_PIXELS:  # the deploy rewrite's rule
             return tf.reduce_mean(x, [1, 2], keepdims=True)
         return tf.reduce_mean(tf.reduce_mean(x, 2, keepdims=True), 1, keepdims=True)
 

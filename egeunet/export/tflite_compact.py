@@ -48,6 +48,17 @@ def compact(src: Path, dst: Path, input_name: str = "image", output_name: str = 
 
 
 
+def per_channel_int8(values, axis: int):
+    """(int8 values, float32 scale per channel along ``axis``): symmetric, scale = max|w| / 127."""
+    import numpy as np
+
+    w = np.moveaxis(values, axis, -1)
+    scale = np.abs(w).reshape(-1, w.shape[-1]).max(0) / 127.0
+    scale[scale == 0] = 1.0
+    q = np.moveaxis(np.clip(np.round(w / scale), -127, 127), -1, axis).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
 def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256) -> dict:
     """Store the float32 4-D weights of ``src`` (>= ``min_elements``) as per-channel int8,
     each followed by a DEQUANTIZE op (symmetric, scale = max|w| / 127 per output channel).
@@ -81,14 +92,11 @@ def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256) -> dict
                 continue
             # channel axis: last for (1, h, w, C) maps and depthwise kernels, first for (O, kh, kw, I) kernels
             axis = 3 if t.shape[0] == 1 else 0
-            w = np.moveaxis(np.frombuffer(bytes(buf.data), np.float32).reshape(t.shape), axis, -1)
-            scale = np.abs(w).reshape(-1, w.shape[-1]).max(0) / 127.0
-            scale[scale == 0] = 1.0
-            q = np.moveaxis(np.clip(np.round(w / scale), -127, 127), -1, axis).astype(np.int8)
+            q, scale = per_channel_int8(np.frombuffer(bytes(buf.data), np.float32).reshape(t.shape), axis)
             qt = schema.TensorT()
             qt.shape, qt.type, qt.name = t.shape, schema.TensorType.INT8, f"q{k}".encode()
             qt.quantization = schema.QuantizationParametersT()
-            qt.quantization.scale = scale.astype(np.float32)
+            qt.quantization.scale = scale
             qt.quantization.zeroPoint = np.zeros(len(scale), np.int64)
             qt.quantization.quantizedDimension = axis
             qbuf = schema.BufferT()

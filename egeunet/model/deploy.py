@@ -18,12 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
+ONE_MEAN_MAX_PIXELS = 32 * 32  # up to this many values per channel, one float32 mean is as accurate
+
+
 def spatial_mean(x: torch.Tensor) -> torch.Tensor:
     """Per-channel mean over H and W, as two means (rows, then the row means) above 32x32.
     The same number; but exported, one ReduceMean over a 256x256 map sums 65,536 values in one
     float32 accumulator in ONNX Runtime (as MEAN does in TFLite, see tf_graph.spatial_mean),
     which cost 3.7e-4 in the logits on Kvasir-SEG images against PyTorch."""
-    if x.shape[2] * x.shape[3] <= 32 * 32:
+    if x.shape[2] * x.shape[3] <= ONE_MEAN_MAX_PIXELS:
         return x.mean((2, 3), keepdim=True)
     return x.mean(3, keepdim=True).mean(2, keepdim=True)
 

@@ -8,20 +8,14 @@ import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils as fu
 
+from egeunet.export.tflite_compact import per_channel_int8
+
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
 model = fu.read_model(str(src))
 B = schema.BuiltinOperator
 code_of = lambda op: max(model.operatorCodes[op.opcodeIndex].builtinCode, model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
 g = model.subgraphs[0]
 producer = {int(o): op for op in g.operators for o in op.outputs}
-
-
-def quantized(values: np.ndarray, axis: int):
-    w = np.moveaxis(values, axis, -1)
-    scale = np.abs(w).reshape(-1, w.shape[-1]).max(0) / 127.0
-    scale[scale == 0] = 1.0
-    q = np.moveaxis(np.clip(np.round(w / scale), -127, 127), -1, axis).astype(np.int8)
-    return q, scale.astype(np.float32)
 
 
 def float_values(k: int) -> np.ndarray:
@@ -46,7 +40,7 @@ for op in g.operators:
     if g.tensors[k].type == schema.TensorType.INT8:
         continue  # already hybrid
     axis = 0 if c == B.CONV_2D else 3
-    q, scale = quantized(float_values(k), axis)
+    q, scale = per_channel_int8(float_values(k), axis)
     t = schema.TensorT()
     t.shape, t.type, t.name = g.tensors[k].shape, schema.TensorType.INT8, f"h{k}".encode()
     t.quantization = schema.QuantizationParametersT()
