@@ -275,6 +275,89 @@ def test_a_truncated_tflite_is_refused_naming_the_file(tmp_path):
         assert f"cut{cut}.tflite: not a complete .tflite file (cut short or corrupt" in message
 
 
+def _split_tflite(num_splits: int, axis: int = 3) -> bytes:
+    """A complete, well-formed .tflite whose one op SPLITs the RGB image into ``num_splits`` parts
+    along its channel axis, into three tensors; the first (R) is the output. With 0 splits LiteRT
+    dies with SIGSEGV (ai-edge-litert 2.x); a page of a real export zeroed on disk did the same
+    (zeroed tables read as 0 splits)."""
+    flatbuffers = pytest.importorskip("flatbuffers")
+    s = pytest.importorskip("ai_edge_litert.schema_py_generated")
+
+    def buffer(values=None, dtype=np.float32):
+        b = s.BufferT()
+        b.data = None if values is None else np.frombuffer(np.asarray(values, dtype).tobytes(), np.uint8)
+        return b
+
+    def tensor(name, shape, buf, kind=s.TensorType.FLOAT32):
+        t = s.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, kind, buf
+        return t
+
+    code = s.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.SPLIT
+    code.version = 1
+    op = s.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [1, 0], [2, 3, 4]
+    op.builtinOptionsType, op.builtinOptions = s.BuiltinOptions.SplitOptions, s.SplitOptionsT()
+    op.builtinOptions.numSplits = num_splits
+    g = s.SubGraphT()
+    g.inputs, g.outputs, g.operators = [0], [2], [op]
+    g.tensors = [tensor(b"image", [1, 32, 32, 3], 1), tensor(b"axis", [], 2, s.TensorType.INT32),
+                 tensor(b"logits", [1, 32, 32, 1], 3), tensor(b"g", [1, 32, 32, 1], 4), tensor(b"b", [1, 32, 32, 1], 5)]
+    m = s.ModelT()
+    m.version, m.operatorCodes, m.subgraphs = 3, [code], [g]
+    m.buffers = [buffer(), buffer(), buffer([axis], np.int32), buffer(), buffer(), buffer()]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_a_tflite_that_crashes_litert_is_refused_not_a_crash(tmp_path, monkeypatch):
+    """A file other than the one its manifest was written for is first loaded and run once in a
+    separate process: a crash there is a ValueError naming the file, not the end of ours."""
+    import hashlib
+    import json
+
+    from egeunet.preprocess import Preprocessing
+    from egeunet.runtimes.base import IOSpec
+
+    spec = IOSpec("image", (1, 32, 32, 3), "float32", "NHWC", "pixels", "logits", (1, 32, 32, 1), "float32", "logits")
+    man = {"file": "m.tflite", "target": "tflite", "precision": "fp32",
+           "preprocessing": Preprocessing(size=32).to_dict(), "io": spec.to_dict()}
+    good, bad = _split_tflite(3), _split_tflite(0)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(bad)
+    with pytest.raises(ValueError, match=r"m.tflite: LiteRT crashes on this file \(SIGSEGV"):
+        open_runtime(path, manifest=man)
+    # the same bytes under a manifest written for them are opened directly (no child process)
+    path.write_bytes(good)
+    (tmp_path / "manifest.json").write_text(json.dumps(dict(man, sha256=hashlib.sha256(good).hexdigest())))
+    from egeunet.runtimes import litert_runtime
+
+    probed = []
+    real_probe = litert_runtime.probe_in_child
+    monkeypatch.setattr(litert_runtime, "probe_in_child", lambda p, *a: probed.append(p) or real_probe(p, *a))
+    assert open_runtime(path).logits_or_probs(np.zeros((32, 32, 3), np.uint8)).shape == (32, 32)
+    assert probed == []
+    path.write_bytes(bad)  # replaced after export: probed, refused
+    with pytest.raises(ValueError, match="LiteRT crashes on this file"):
+        open_runtime(path)
+    assert probed == [path]
+
+
+def test_a_tflite_litert_rejects_is_refused_with_litert_s_reason(tmp_path):
+    """A file LiteRT rejects without crashing: the child's last error line is the message."""
+    from egeunet.preprocess import Preprocessing
+    from egeunet.runtimes.base import IOSpec
+
+    spec = IOSpec("image", (1, 32, 32, 3), "float32", "NHWC", "pixels", "logits", (1, 32, 32, 1), "float32", "logits")
+    man = {"preprocessing": Preprocessing(size=32).to_dict(), "io": spec.to_dict()}
+    path = tmp_path / "axis7.tflite"
+    path.write_bytes(_split_tflite(3, axis=7))  # an axis the 4-d image does not have
+    with pytest.raises(ValueError, match=r"axis7.tflite: LiteRT cannot run it \(RuntimeError: .*failed to prepare"):
+        open_runtime(path, manifest=man)
+
+
 def test_thread_count_of_another_type_is_refused_by_name():
     for bad in ("2", 2.5, True):
         with pytest.raises(ValueError, match="threads must be an integer, not"):

@@ -101,11 +101,11 @@ def read_manifest(model_path: str | Path) -> dict:
         raise ValueError(f"{model_path}: no manifest.json beside it; it holds the preprocessing contract "
                          "(re-export with egeunet-export, which writes one)")
     man = load_manifest_file(path)
-    if man["file"] != model_path.name and not _same_bytes(model_path, man.get("sha256")):
+    if man["file"] != model_path.name and not same_bytes(model_path, man.get("sha256")):
         raise ValueError(f"{path} describes {man['file']!r}, not {model_path.name}: export each variant to its "
                          "own --out folder (or re-export this one)")
     if man["file"] == model_path.name and model_path.is_file() and man.get("sha256") \
-            and not _same_bytes(model_path, man["sha256"]):
+            and not same_bytes(model_path, man["sha256"]):
         # Same name, other bytes: a file replaced or edited after export. Its inputs and outputs
         # are checked when it is opened; its parity figures and provenance are the old file's.
         log.warning("%s: its bytes are not those %s was written for (sha256 %s...): the manifest's parity and "
@@ -114,8 +114,9 @@ def read_manifest(model_path: str | Path) -> dict:
     return man
 
 
-def _same_bytes(model_path: Path, sha256: str | None) -> bool:
-    """A renamed copy of the exported file still matches its manifest's sha256."""
+def same_bytes(model_path: Path, sha256: str | None) -> bool:
+    """Whether ``model_path`` holds the bytes its manifest was written for (its ``sha256``); a
+    renamed copy of the exported file still does."""
     if not sha256 or not model_path.is_file():
         return False
     from egeunet.model.checkpoint import file_sha256

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from egeunet.runtimes.base import Runtime, check_file_matches_spec, manifest_contract, read_manifest
+from egeunet.runtimes.base import Runtime, check_file_matches_spec, manifest_contract, read_manifest, same_bytes
 
 
 def load_interpreter_class():
@@ -59,13 +63,56 @@ def check_complete(path: str | Path) -> None:
                          "copy or export it again") from None
 
 
+# One inference on zeros, the way LiteRTRuntime loads a file, in a process of its own.
+_PROBE = """
+import sys
+import numpy as np
+from egeunet.runtimes.litert_runtime import load_interpreter_class
+interpreter = load_interpreter_class()(model_path=sys.argv[1], num_threads=1)
+interpreter.allocate_tensors()
+for d in interpreter.get_input_details():
+    interpreter.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+interpreter.invoke()
+"""
+
+
+def probe_in_child(path: str | Path, timeout_s: float = 600) -> None:
+    """A ValueError naming ``path`` unless a separate Python process can load it in LiteRT and
+    run one inference. A complete flatbuffer can still crash LiteRT: a SPLIT with 0 splits, or a
+    page of the file zeroed on a bad disk, ends the whole process with SIGSEGV (no exception to
+    catch). Run for files whose bytes are not those their manifest was written for; an exported
+    file, already run by its export's parity check, is opened directly (~0.5 s saved)."""
+    if not sys.executable or not Path(path).is_file():  # embedded Python; a missing file LiteRT names itself
+        return
+    package_root = str(Path(__file__).resolve().parents[2])  # the child imports this egeunet
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True,
+                              env=env, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"{path}: LiteRT did not finish one inference on it within {timeout_s:.0f} s") from None
+    if done.returncode < 0:
+        try:
+            how = signal.Signals(-done.returncode).name
+        except ValueError:
+            how = f"signal {-done.returncode}"
+        raise ValueError(f"{path}: LiteRT crashes on this file ({how} in a test process that loaded it and ran "
+                         "one inference); it is not the file its manifest was written for: copy or export it again")
+    if done.returncode != 0:
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        raise ValueError(f"{path}: LiteRT cannot run it ({lines[-1] if lines else f'exit code {done.returncode}'})")
+
+
 class LiteRTRuntime(Runtime):
     name = "litert"
 
     def __init__(self, path: str | Path, threads: int | None = None, manifest: dict | None = None) -> None:
-        pre, spec = manifest_contract(manifest or read_manifest(path), path)
+        manifest = manifest or read_manifest(path)
+        pre, spec = manifest_contract(manifest, path)
         Interpreter = load_interpreter_class()
         check_complete(path)
+        if not same_bytes(Path(path), manifest.get("sha256")):  # edited, replaced or hand-made: may crash LiteRT
+            probe_in_child(path)
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads or 1)
             self.interpreter.allocate_tensors()
