@@ -224,8 +224,14 @@ def _terminate_cleanly() -> None:
     import signal
     import threading
 
+    from egeunet.export.common import TERMINATION_REQUESTED
+
+    def on_sigterm(signum, frame):
+        TERMINATION_REQUESTED.set()  # for publish(), should this SystemExit be swallowed
+        sys.exit(128 + signum)
+
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 @_user_errors

@@ -9,7 +9,9 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +122,13 @@ def staging_dir(out: Path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# Set by egeunet-export's SIGTERM handler, which also raises SystemExit. A signal that lands
+# while a __del__ runs (TensorFlow's function destructors, during garbage collection) has its
+# SystemExit printed as "Exception ignored" and dropped, and the export went on to publish its
+# file and exit 0; publish() checks this flag so a terminated export never publishes.
+TERMINATION_REQUESTED = threading.Event()
+
+
 def publish(staged: Path, manifest: dict, out: Path) -> tuple[Path, Path]:
     """Move a verified artifact and its manifest from staging into ``out``.
 
@@ -128,6 +137,8 @@ def publish(staged: Path, manifest: dict, out: Path) -> tuple[Path, Path]:
     that is not (or no longer) there. An earlier artifact of the same name is moved aside
     into staging with one rename (removed with it), not deleted in place: an .mlpackage
     is a folder, and a half-deleted one would be a half-written artifact."""
+    if TERMINATION_REQUESTED.is_set():
+        raise SystemExit(128 + signal.SIGTERM)
     final = out / staged.name
     man = out / "manifest.json"
     man_tmp = staged.parent / "manifest.json"
