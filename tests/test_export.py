@@ -208,6 +208,41 @@ def test_publish_interrupted_leaves_no_manifest_for_a_file_that_is_not_there(tmp
         assert common.sha256_of(out / described["file"]) == described["sha256"]
 
 
+def test_a_terminated_export_does_not_publish_even_if_its_exit_was_swallowed(tmp_path, monkeypatch):
+    """The SIGTERM handler's SystemExit is dropped when the signal lands in a __del__ (seen in
+    TensorFlow's, right after conversion): the export then published its file and exited 0.
+    The handler's flag stops publish(): the old artifact and manifest stay as they were."""
+    import signal
+
+    from egeunet.cli import _terminate_cleanly
+    from egeunet.export import common
+
+    monkeypatch.setattr(common, "TERMINATION_REQUESTED", common.threading.Event())
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        _terminate_cleanly()
+
+        class Swallowing:  # what the interpreter does with an exception raised inside __del__
+            def __del__(self):
+                try:
+                    signal.raise_signal(signal.SIGTERM)
+                except SystemExit:
+                    pass
+
+        Swallowing()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    out, stage = tmp_path / "out", tmp_path / "out" / ".egeunet-export-x"
+    stage.mkdir(parents=True)
+    (out / "egeunet_fp32.onnx").write_bytes(b"old")
+    (out / "manifest.json").write_text("{}")
+    (stage / "egeunet_fp32.onnx").write_bytes(b"new")
+    with pytest.raises(SystemExit) as stopped:
+        common.publish(stage / "egeunet_fp32.onnx", {"file": "egeunet_fp32.onnx"}, out)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert (out / "egeunet_fp32.onnx").read_bytes() == b"old" and (out / "manifest.json").read_text() == "{}"
+
+
 def test_sigterm_during_export_cleans_up_its_staging_folder(tmp_path, isic_root):
     """`kill`/`timeout` send SIGTERM: the staging folder (a model file) must not stay in --out."""
     import signal
