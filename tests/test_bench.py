@@ -328,3 +328,45 @@ def test_a_worker_that_prints_nothing_or_hangs_is_a_failed_row_reason(monkeypatc
     with pytest.raises(RuntimeError) as e:  # the row loop turns a RuntimeError into a failed row
         bench.measure_latency(None, 1, 3, 0)
     assert str(e.value) == message
+
+
+# --- second CLI audit: each test below failed before its fix -----------------------------------
+
+def _manifest_only(folder, target, precision, **extra):
+    """A complete manifest.json (no model file beside it: these runs stop before reading one)."""
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"file": f"m.{target}", "target": target, "precision": precision,
+                                                      "io": {}, "preprocessing": {}, **extra}))
+
+
+@pytest.mark.parametrize("args, message", [
+    # an empty folder: the table had no row at all, and the run exited 0
+    (["--no-export", "--formats", "onnx"], "--formats onnx: nothing in --exports exports to measure"),
+    # onnx asked for, only tflite there: the onnx row silently vanished
+    (["--no-export", "--formats", "tflite", "onnx"], "--formats onnx: nothing in --exports exports to measure"),
+    # the bench exports only the default variants: an onnx2tf file is never made for it
+    (["--formats", "tflite/onnx2tf"], "--formats tflite/onnx2tf: nothing in --exports exports to measure"),
+])
+def test_formats_that_select_no_file_are_refused_before_any_work(args, message, isic_root, tmp_path, capsys,
+                                                                 monkeypatch):
+    from egeunet.benchmarks import bench
+    from egeunet.cli import bench_main
+
+    monkeypatch.chdir(tmp_path)
+    _manifest_only(tmp_path / "exports" / "tflite-int8", "tflite", "int8")
+    monkeypatch.setattr(bench, "ensure_exports", lambda *a, **kw: pytest.fail("exported before refusing"))
+    err = refusal(bench_main, ["--quick", "--data", str(isic_root), "--threads", "1", "--json", "b.json", *args],
+                  capsys)
+    assert message in err, err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_a_thread_count_given_twice_is_refused(isic_root, tmp_path, capsys, monkeypatch):
+    """--threads 1 1 timed everything twice and printed two "ms p50 @1" columns holding the
+    second figure both."""
+    from egeunet.cli import bench_main
+
+    monkeypatch.chdir(tmp_path)
+    err = refusal(bench_main, ["--quick", "--data", str(isic_root), "--formats", "torch", "--threads", "1", "2", "1"],
+                  capsys)
+    assert "--threads 1 2 1: 1 given twice" in err, err

@@ -88,10 +88,24 @@ def check_inputs(exports: Path, formats: list[str] | None, threads: tuple[int, .
                          f"{', '.join(sorted(format_names() - {'torch'}))})")
     if not threads or min(threads) < 1:
         raise ValueError(f"--threads must be >= 1 (got {' '.join(map(str, threads))})")
+    twice = sorted({t for t in threads if threads.count(t) > 1})
+    if twice:  # it would be timed twice, in two columns of the same heading holding one figure
+        raise ValueError(f"--threads {' '.join(map(str, threads))}: {', '.join(map(str, twice))} given twice")
     only_torch = bool(formats) and set(formats) <= {"torch", "torch-fp32"}  # then no exported file is read
     if not make_missing and not only_torch and not exports.is_dir():
         raise ValueError(f"--exports {exports}: no such folder (with --no-export only what is already there "
                          "is measured)")
+    # A name that selects no file would just be absent from the table (an empty table, exit 0, for
+    # --formats onnx over a folder without one). What can be measured: the files there, plus the
+    # default variants the bench exports itself (never the onnx2tf route's files).
+    found = [(f, p) for f, p, _, _ in discover(exports)[1:]] if exports.is_dir() else []
+    if make_missing:
+        found += [(f.target, f.precision) for f in FORMATS]
+    nothing = [n for n in formats or () if n not in ("torch", "torch-fp32")
+               and not any(_wanted(f, p, [n]) for f, p in found)]
+    if nothing:
+        raise ValueError(f"--formats {' '.join(nothing)}: nothing in --exports {exports} to measure"
+                         + ("" if make_missing else " (with --no-export only what is already there is measured)"))
 
 
 def _wanted(fmt: str, precision: str, formats: list[str] | None) -> bool:
