@@ -370,3 +370,35 @@ def test_a_thread_count_given_twice_is_refused(isic_root, tmp_path, capsys, monk
     err = refusal(bench_main, ["--quick", "--data", str(isic_root), "--formats", "torch", "--threads", "1", "2", "1"],
                   capsys)
     assert "--threads 1 2 1: 1 given twice" in err, err
+
+
+def test_plots_interrupted_while_drawing_leave_no_half_written_png(tmp_path, monkeypatch):
+    """Ctrl-C while matplotlib writes a PNG left a truncated file in --plots (savefig wrote straight
+    to the final name, replacing the previous run's good plot)."""
+    from pathlib import Path
+
+    import matplotlib.figure
+    import numpy as np
+
+    from egeunet.benchmarks.plots import write_plots
+
+    previous = b"\x89PNG previous run's complete plot"
+    for name in ("latency_vs_size.png", "dice_per_format.png", "overlays.png"):
+        (tmp_path / name).write_bytes(previous)
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def interrupted(self, fname, **kw):
+        if self.axes[0].get_title().endswith("test images"):  # dice_per_format's figure
+            if hasattr(fname, "write"):
+                fname.write(b"\x89PNG\r\n\x1a\n")  # the first bytes, then the interrupt
+            else:
+                Path(fname).write_bytes(b"\x89PNG\r\n\x1a\n")
+            raise KeyboardInterrupt
+        return real_savefig(self, fname, **kw)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", interrupted)
+    report = _report([_row("tflite", "fp32", p50=5.0)])
+    with pytest.raises(KeyboardInterrupt):
+        write_plots(report, tmp_path, np.zeros((2, 8, 8, 3), np.uint8), {"truth": [np.zeros((8, 8), bool)] * 2})
+    assert (tmp_path / "dice_per_format.png").read_bytes() == previous
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dice_per_format.png", "latency_vs_size.png", "overlays.png"]

@@ -16,6 +16,18 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path, dpi: int) -> None:
+    """``fig`` as a PNG at ``path``, published whole or not at all: savefig straight to the name
+    left a truncated file (over the last run's good one) when interrupted or failing."""
+    import io
+
+    from egeunet.model.checkpoint import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def _ok_rows(report: dict) -> list[dict]:
     return [r for r in report["rows"] if r["latency_ms"] and r["dice_pooled"] is not None]
 
@@ -41,7 +53,7 @@ def latency_vs_size(report: dict, path: Path) -> None:
     ax.set_ylabel(f"latency p50 (ms, {t} thread{'s' if t != '1' else ''})")
     ax.set_title(report["machine"]["cpu"], fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -62,7 +74,7 @@ def dice_per_format(report: dict, path: Path) -> None:
         _nothing_measured(ax)
     ax.set_title(f"{report['n_images']} test images", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -81,7 +93,7 @@ def overlay_grid(report: dict, images: np.ndarray, masks_by_row: dict[str, list[
         axes[i, 0].set_ylabel(key, fontsize=8)
     fig.suptitle("masks per format (ISIC 2018 test images, CC BY-NC 4.0)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    _save(fig, path, dpi=80)
     plt.close(fig)
 
 
