@@ -402,3 +402,15 @@ def test_plots_interrupted_while_drawing_leave_no_half_written_png(tmp_path, mon
         write_plots(report, tmp_path, np.zeros((2, 8, 8, 3), np.uint8), {"truth": [np.zeros((8, 8), bool)] * 2})
     assert (tmp_path / "dice_per_format.png").read_bytes() == previous
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dice_per_format.png", "latency_vs_size.png", "overlays.png"]
+
+
+def test_two_files_of_one_format_are_told_apart_in_the_table():
+    """exports/tflite-int8 beside a copy kept as exports/tflite-int8-old: two rows read
+    "| tflite | int8 |" with different figures, and nothing said which file each one was."""
+    from egeunet.benchmarks.bench import markdown
+
+    report = _report([_row("tflite", "int8", p50=5.0, path="exports/tflite-int8/egeunet_int8.tflite"),
+                      _row("tflite", "int8", p50=7.0, path="exports/tflite-int8-old/egeunet_int8.tflite"),
+                      _row("tflite", "fp32", p50=9.0, path="exports/tflite-fp32/egeunet_fp32.tflite")])
+    cells = [_cells(line)[:2] for line in markdown(report).splitlines()[2:5]]
+    assert cells == [["tflite (tflite-int8)", "int8"], ["tflite (tflite-int8-old)", "int8"], ["tflite", "fp32"]]

@@ -362,12 +362,16 @@ def markdown(report: dict) -> str:
     head = "| format | precision | status | bytes | ops | Dice pooled | Dice/img | IoU vs torch | " + \
         " | ".join(f"ms p50 @{t}" for t in ts) + f" | FPS @{ts[0]} |" + (" device |" if on_devices else "")
     lines = [head, "|" + "---|" * (9 + len(ts) + on_devices)]
-    for r in rows:
+    # two files of one format and precision (a copy kept as exports/tflite-int8-old) gave two rows
+    # that read the same: name each one's folder
+    keys = [(r["format"], r["precision"], r.get("device")) for r in rows]
+    for r, key in zip(rows, keys):
         f = _f
+        fmt = r["format"] + (f" ({Path(r['path']).parent.name})" if keys.count(key) > 1 and r.get("path") else "")
         lat = " | ".join(_p50(r["latency_ms"].get(str(t), {})) for t in ts)
         status = r["status"] + (f" ({r['reason']})" if r["reason"] and r["status"] != "ok" else "")
         status = status.replace("|", "\\|")  # a "|" in a reason would split the cell and shift the columns
-        lines.append(f"| {r['format']} | {r['precision']} | {status} | {f(r['size_bytes'], ',')} | {f(r['ops'], 'd')} | "
+        lines.append(f"| {fmt} | {r['precision']} | {status} | {f(r['size_bytes'], ',')} | {f(r['ops'], 'd')} | "
                      f"{f(r['dice_pooled'], '.4f')} | {f(r['dice_per_image'], '.4f')} | {f(r['iou_vs_torch'], '.4f')} | "
                      f"{lat} | {f(r['fps'], '.1f')} |" + (f" {r.get('device') or 'this machine'} |" if on_devices else ""))
     m = report["machine"]
