@@ -366,8 +366,10 @@ def bench_main(argv=None) -> int:
     d.add_argument("--device-images", type=_int_at_least(1), help="test images for Dice and parity on a device "
                    "(default: SSH 64, emulated 8; --quick: 16 and 4)")
     a = p.parse_args(argv)
-    _output_file(a.json_out, "--json")  # made and checked now: a typo must not cost the whole run
-    _output_file(a.md_out, "--md")
+    json_out = _output_file(a.json_out, "--json")  # made and checked now: a typo must not cost the whole run
+    md_out = _output_file(a.md_out, "--md")
+    if json_out and md_out and json_out.resolve() == md_out.resolve():  # the table would replace the JSON
+        raise ValueError(f"--json {a.json_out} and --md {a.md_out} are the same file; give two names")
     if a.plots:
         _output_folder(a.plots, "--plots")
     try:

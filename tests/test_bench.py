@@ -414,3 +414,13 @@ def test_two_files_of_one_format_are_told_apart_in_the_table():
                       _row("tflite", "fp32", p50=9.0, path="exports/tflite-fp32/egeunet_fp32.tflite")])
     cells = [_cells(line)[:2] for line in markdown(report).splitlines()[2:5]]
     assert cells == [["tflite (tflite-int8)", "int8"], ["tflite (tflite-int8-old)", "int8"], ["tflite", "fp32"]]
+
+
+def test_json_and_md_at_one_path_are_refused(isic_root, tmp_path, capsys, monkeypatch):
+    """--json r.out --md ./r.out: the Markdown was written over the JSON report, exit 0."""
+    from egeunet.cli import bench_main
+
+    monkeypatch.chdir(tmp_path)
+    err = refusal(bench_main, ["--quick", "--data", str(isic_root), "--formats", "torch", "--threads", "1",
+                               "--json", "r.out", "--md", "./r.out"], capsys)
+    assert "--json r.out and --md ./r.out are the same file" in err, err
