@@ -130,7 +130,7 @@ def train_main(argv=None) -> int:
     p.add_argument("--device", default="cpu",
                    help="cpu (default) or cuda: the whole step replayed as a CUDA graph, float32 throughout")
     p.add_argument("--no-cuda-graphs", action="store_true", help="with --device cuda: eager steps, no graph replay")
-    p.add_argument("--plot-every", type=int, default=1, metavar="N", help="redraw curves.png every N epochs")
+    p.add_argument("--plot-every", type=_int_at_least(1), default=1, metavar="N", help="redraw curves.png every N epochs")
     p.add_argument("--quiet", action="store_true", help="no progress bars (log lines only)")
     a = p.parse_args(argv)
     _output_folder(a.out, "--out")

@@ -259,9 +259,22 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError(f"epochs and batch size must be >= 1 (got {cfg.epochs}, {cfg.batch_size})")
     # 0 would silently mean "no limit" (or, for stop_after_epoch, end before the first epoch)
-    for name in ("threads", "stop_after_epoch", "limit_train", "limit_val"):
+    for name in ("threads", "stop_after_epoch", "limit_train", "limit_val", "plot_every"):
         if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(cfg, name)}")
+    # AdamW refuses a negative or NaN rate only once the data is decoded (and the output folder
+    # made), without naming the flag; an infinite rate or weight decay trains NaN weights without a
+    # word; a rate below min_lr turns the cosine decay into a rise.
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ValueError(f"--lr must be a positive number, not {cfg.lr}")
+    if cfg.lr < cfg.min_lr:
+        raise ValueError(f"--lr {cfg.lr} is below the schedule's final rate {cfg.min_lr} (min_lr): "
+                         "the cosine schedule would rise instead of decay")
+    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        raise ValueError(f"--weight-decay must be a number >= 0, not {cfg.weight_decay}")
+    # each epoch seeds its generator with seed * 100_003 + epoch, which must fit in 64 bits
+    if not abs(cfg.seed) < 2**32:
+        raise ValueError(f"--seed must lie between -{2**32 - 1} and {2**32 - 1}, not {cfg.seed}")
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file, not a folder")

@@ -136,6 +136,27 @@ def test_bad_train_arguments_are_refused_before_any_work(args, message, isic_roo
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "-1"], "--lr must be a positive number, not -1.0"),
+    (["--lr", "nan"], "--lr must be a positive number, not nan"),
+    (["--lr", "inf"], "--lr must be a positive number, not inf"),  # trained NaN weights, exit 0
+    (["--lr", "0"], "--lr must be a positive number, not 0.0"),
+    (["--lr", "1e-6"], "the cosine schedule would rise"),
+    (["--weight-decay", "-1"], "--weight-decay must be a number >= 0, not -1.0"),
+    (["--weight-decay", "inf"], "--weight-decay must be a number >= 0, not inf"),
+    (["--seed", str(2**70)], "--seed must lie between"),  # was "Overflow when unpacking long long"
+    (["--plot-every", "0"], "--plot-every: must be >= 1"),
+])
+def test_nonsensical_rates_seeds_and_plot_intervals_are_refused_before_any_work(args, message, isic_root, tmp_path,
+                                                                                capsys, monkeypatch):
+    from egeunet.cli import train_main
+
+    monkeypatch.chdir(tmp_path)
+    bounded = ["--limit-train", "2", "--limit-val", "2", "--threads", "1", "--no-compile", "--quiet"]
+    assert message in refusal(train_main, ["--data", str(isic_root), "--epochs", "1", *bounded, *args], capsys)
+    assert not (tmp_path / "runs").exists()  # AdamW's refusal came after the output folder was made
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("limit_val", 0, "--limit-val must be >= 1, not 0"), ("limit_train", 0, "--limit-train must be >= 1, not 0"),
     ("stop_after_epoch", 0, "--stop-after-epoch must be >= 1, not 0"), ("threads", 0, "--threads must be >= 1, not 0"),
