@@ -378,12 +378,15 @@ def train(cfg: TrainConfig) -> dict:
         log_rows.append(row)
         meta = {"epoch": epoch, "val": metrics, "train_config": asdict(cfg), "data": provenance,
                 "torch_version": torch.__version__}
+        # The log first: a resume keeps only its rows up to the saved state's epoch, so a row
+        # written ahead of an interrupted save is dropped, while one written after the state
+        # would be lost for good (the resumed run starts at the next epoch).
+        _write_log(log_csv, log_rows)
         if val_dice > best_dice:
             best_dice = val_dice
             save_checkpoint(best_path, model, pre, **meta)
         save_checkpoint(last_path, model, pre, **meta)
         _save_train_state(state_path, optimizer, epoch, best_dice)
-        _write_log(log_csv, log_rows)
         if epoch % max(cfg.plot_every, 1) == 0 or epoch == last_epoch:
             name = "EGE-UNet-BN" if cfg.norms == "batch" else "EGE-UNet"
             _plot_curves(log_rows, out / "curves.png", f"{name} training on {folder.root.resolve().name}")

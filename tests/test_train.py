@@ -260,3 +260,32 @@ def test_resume_refuses_a_save_that_was_cut_short(isic_root, tmp_path, monkeypat
     save_tensors(last, {k: v + 1 if v.is_floating_point() else v for k, v in w.items()})
     with pytest.raises(CheckpointError, match="do not match its sidecar's sha256"):
         T.train(T.TrainConfig(**cfg, resume=True))
+
+
+def test_a_run_interrupted_before_its_log_was_written_keeps_every_epoch_in_the_log(isic_root, tmp_path, monkeypatch):
+    """Ctrl-C after epoch 2's checkpoints and optimizer state, before its log.csv row: the resumed
+    run went on from epoch 3 and its log had no row for epoch 2."""
+    import csv
+
+    import egeunet.train as T
+
+    cfg = dict(data=str(isic_root), out=str(tmp_path / "run"), epochs=3, batch_size=2, limit_train=4, limit_val=2,
+               threads=1, compiled_kernels=False, progress=False)
+    T.train(T.TrainConfig(**cfg, stop_after_epoch=1))
+    write_log = T._write_log
+    epoch_2_saved = []
+
+    def cut(path, rows):  # Ctrl-C at epoch 2's log, once its state is saved (or before, with the fix)
+        if rows[-1]["epoch"] == 2:
+            epoch_2_saved.append(True)
+            raise KeyboardInterrupt
+        write_log(path, rows)
+
+    with monkeypatch.context() as m:
+        m.setattr(T, "_write_log", cut)
+        with pytest.raises(KeyboardInterrupt):
+            T.train(T.TrainConfig(**cfg, resume=True))
+    assert epoch_2_saved
+    T.train(T.TrainConfig(**cfg, resume=True))
+    with open(tmp_path / "run" / "log.csv", newline="") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
