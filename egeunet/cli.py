@@ -138,6 +138,7 @@ def train_main(argv=None) -> int:
                       lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, seed=a.seed, resume=a.resume, stop_after_epoch=a.stop_after_epoch,
                       limit_train=a.limit_train, limit_val=a.limit_val, compiled_kernels=not a.no_compile, norms=a.norms,
                       device=a.device, cuda_graphs=not a.no_cuda_graphs, plot_every=a.plot_every, progress=not a.quiet)
+    _terminate_cleanly()  # a SIGTERM mid-save must not leave a checkpoint's temporary file in --out
     summary = train(cfg)
     print(f"best val Dice {summary['best_val_dice']:.4f}; best checkpoint {summary['best']}")
     if summary["epoch"] < a.epochs:  # --stop-after-epoch: say how the schedule goes on
@@ -220,7 +221,8 @@ def _manifest_weights_data(model) -> dict | None:
 def _terminate_cleanly() -> None:
     """SIGTERM (``kill``, ``timeout``, a CI job cancelled) ends the process by default without
     running ``finally`` blocks, which would leave the export's staging folder (a complete or
-    half-written model file) inside --out. Turn it into SystemExit so the clean-up runs."""
+    half-written model file) or a checkpoint's temporary file inside --out. Turn it into
+    SystemExit so the clean-up runs."""
     import signal
     import threading
 

@@ -289,3 +289,29 @@ def test_a_run_interrupted_before_its_log_was_written_keeps_every_epoch_in_the_l
     T.train(T.TrainConfig(**cfg, resume=True))
     with open(tmp_path / "run" / "log.csv", newline="") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+
+
+SIGTERM_MID_SAVE = """
+import os, signal, sys
+import egeunet.model.checkpoint as C
+
+real_fsync = os.fsync
+
+def fsync(fd):  # `kill` (or a cancelled job) lands while a checkpoint's temporary file is written
+    os.kill(os.getpid(), signal.SIGTERM)
+    real_fsync(fd)
+
+C.os.fsync = fsync
+from egeunet.cli import train_main
+sys.exit(train_main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_a_checkpoint_save_leaves_no_temporary_file(isic_root, tmp_path):
+    """SIGTERM's default action ends the process without running clean-up: each kill mid-save
+    left a temporary file (.log.csv.*.tmp, .best.safetensors.*.tmp: a whole checkpoint) in --out."""
+    r = subprocess.run([sys.executable, "-c", SIGTERM_MID_SAVE, "--data", str(isic_root), "--epochs", "1",
+                        "--limit-train", "2", "--limit-val", "2", "--threads", "1", "--no-compile", "--quiet",
+                        "--out", "run"], capture_output=True, text=True, cwd=tmp_path)
+    assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
+    assert r.returncode == 143, r.stderr  # 128 + SIGTERM, as a shell reports a terminated job
