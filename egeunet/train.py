@@ -51,6 +51,7 @@ from egeunet.model.checkpoint import (
     read_sidecar,
     save_checkpoint,
     save_tensors,
+    sidecar_path,
 )
 from egeunet.model.egeunet import EGEUNet, EGEUNetConfig
 from egeunet.model.fast_convs import use_written_out_dilated_convs
@@ -208,14 +209,25 @@ def _save_train_state(path: Path, optimizer: torch.optim.Optimizer, epoch: int, 
     save_tensors(path, tensors)
 
 
-def _load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+def _read_train_state(path: Path) -> tuple[dict[int, dict[str, torch.Tensor]], int, float]:
+    """(optimizer state by parameter index, epoch, best val Dice) of what :func:`_save_train_state`
+    wrote; any other file (a copy of the weights, a damaged one) is named, not a KeyError."""
     tensors = load_tensors(path)
     state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, v in tensors.items():
-        if key.startswith("_"):
-            continue
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = v
+    try:
+        for key, v in tensors.items():
+            if key.startswith("_"):
+                continue
+            idx, name = key.split(".", 1)
+            state.setdefault(int(idx), {})[name] = v
+        return state, int(tensors["_epoch"]), float(tensors["_best"])
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not an optimizer state this trainer wrote ({e.__class__.__name__}: {e}); "
+                              "cannot resume") from None
+
+
+def _load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+    state, epoch, best = _read_train_state(path)
     # Moments must have their parameter's strides (channels_last convs): the fused AdamW
     # kernel walks parameter, gradient and moments as flat arrays in step.
     params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -226,7 +238,7 @@ def _load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> tuple[int
     sd = optimizer.state_dict()
     sd["state"] = state
     optimizer.load_state_dict(sd)
-    return int(tensors["_epoch"]), float(tensors["_best"])
+    return epoch, best
 
 
 def _plot_curves(log_rows: list[dict], path: Path, title: str) -> None:
@@ -306,8 +318,14 @@ def train(cfg: TrainConfig) -> dict:
                   "n_train": len(train_split), "n_val": len(val_split)}
     if cfg.resume:
         meta = read_sidecar(last_path)
-        _check_resume_matches(last_path, meta, cfg, provenance)
-        pre = Preprocessing.from_dict(meta["preprocessing"])
+        try:  # a damaged or foreign sidecar: named, as load_checkpoint names it
+            pre = Preprocessing.from_dict(meta["preprocessing"])
+            _check_resume_matches(last_path, meta, cfg, provenance)
+        except (TypeError, KeyError, ValueError, AttributeError) as e:
+            if isinstance(e, CheckpointError):
+                raise
+            raise CheckpointError(f"{sidecar_path(last_path)}: bad config or preprocessing entry "
+                                  f"({e.__class__.__name__}: {e})") from None
         try:
             model.load_state_dict(load_tensors(last_path))
         except RuntimeError as e:  # missing / unexpected keys or shapes: not this model's weights
@@ -402,7 +420,7 @@ def _check_work_left(out: Path, state_path: Path, last_epoch: int, epochs: int) 
     ``last_epoch``; otherwise the loop would not run and summary.json would lose its figures."""
     if not (out / "last.safetensors").is_file() or not state_path.is_file():
         raise CheckpointError(f"{out}: nothing to resume (no last.safetensors / last.state.safetensors)")
-    done = int(load_tensors(state_path).get("_epoch", torch.tensor(0)))
+    done = _read_train_state(state_path)[1]
     if done >= epochs:
         where = f"already finished epoch {done} of {epochs}" if done == epochs else \
             f"is at epoch {done}, past --epochs {epochs}"

@@ -315,3 +315,44 @@ def test_sigterm_during_a_checkpoint_save_leaves_no_temporary_file(isic_root, tm
                         "--out", "run"], capture_output=True, text=True, cwd=tmp_path)
     assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
     assert r.returncode == 143, r.stderr  # 128 + SIGTERM, as a shell reports a terminated job
+
+
+def test_resume_names_a_damaged_or_foreign_optimizer_state_or_sidecar(isic_root, tmp_path):
+    """These ended in a KeyError / AttributeError traceback, or 'invalid literal for int()'
+    naming no file."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    import egeunet.train as T
+    from egeunet.model.checkpoint import CheckpointError
+
+    cfg = dict(data=str(isic_root), out=str(tmp_path / "run"), epochs=2, batch_size=2, limit_train=2, limit_val=2,
+               threads=1, compiled_kernels=False, progress=False)
+    T.train(T.TrainConfig(**cfg, stop_after_epoch=1))
+    run = tmp_path / "run"
+    kept = {name: (run / name).read_bytes() for name in ("last.state.safetensors", "last.json")}
+
+    def no_best(state):
+        t = load_file(state)
+        del t["_best"]
+        save_file(t, state)
+
+    def sidecar(**change):
+        def edit(path):
+            meta = json.loads(path.read_text())
+            meta.update(change)
+            path.write_text(json.dumps(meta))
+        return edit
+
+    for name, damage, message in (
+            ("last.state.safetensors", lambda p: shutil.copy(run / "last.safetensors", p),
+             "last.state.safetensors: not an optimizer state this trainer wrote"),
+            ("last.state.safetensors", no_best, "last.state.safetensors: not an optimizer state this trainer wrote"),
+            ("last.json", sidecar(preprocessing={}), "last.json: bad config or preprocessing entry"),
+            ("last.json", sidecar(config=None), "last.json: bad config or preprocessing entry")):
+        damage(run / name)
+        with pytest.raises(CheckpointError, match=message):
+            T.train(T.TrainConfig(**cfg, resume=True))
+        (run / name).write_bytes(kept[name])
+    assert T.train(T.TrainConfig(**cfg, resume=True))["epoch"] == 2  # the run itself was fine
