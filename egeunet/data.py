@@ -135,10 +135,19 @@ class SegmentationFolder:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         if reader.fieldnames is None or not {"id", "split"} <= set(reader.fieldnames):
             raise DataError(f"{path}: needs a header 'id,split', found {reader.fieldnames}")
+        first_seen: dict[str, tuple[int, str]] = {}
         for line, row in enumerate(reader, start=2):
             if not row["id"] or not row["split"]:
                 raise DataError(f"{path}:{line}: empty id or split")
-            out.setdefault(row["split"].strip(), []).append(row["id"].strip())
+            sid, split = row["id"].strip(), row["split"].strip()
+            # an image in two splits is trained on and then scored (or picks the best epoch) as
+            # unseen; listed twice in one split it weighs double
+            if sid in first_seen:
+                first_line, first_split = first_seen[sid]
+                raise DataError(f"{path}:{line}: id {sid!r} is listed again (line {first_line} has it as "
+                                f"{first_split}, this line as {split}); list each image once")
+            first_seen[sid] = (line, split)
+            out.setdefault(split, []).append(sid)
         return out
 
     def ids(self, split: str) -> list[str]:

@@ -85,6 +85,16 @@ def test_decompression_bomb_mask_is_named(small_copy):
         SegmentationFolder(root).load_split("train")
 
 
+def test_an_id_listed_twice_in_splits_csv_is_refused(small_copy):
+    """An image listed as train and again as val was trained on and also chose the best epoch."""
+    root, ids = small_copy
+    with open(root / "splits.csv", "a") as f:
+        f.write(f"{ids[1]},val\n")
+    with pytest.raises(DataError, match=rf"splits.csv:5: id '{ids[1]}' is listed again \(line 3 has it as train, "
+                                        "this line as val\)"):
+        SegmentationFolder(root)
+
+
 def test_unknown_split_lists_the_known_ones(small_copy):
     root, _ = small_copy
     with pytest.raises(DataError, match="no split 'test' .has: train"):
