@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -276,12 +276,12 @@ def train(cfg: TrainConfig) -> dict:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(cfg, name)}")
     # AdamW refuses a negative or NaN rate only once the data is decoded (and the output folder
     # made), without naming the flag; an infinite rate or weight decay trains NaN weights without a
-    # word; a rate below min_lr turns the cosine decay into a rise.
+    # word.
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise ValueError(f"--lr must be a positive number, not {cfg.lr}")
-    if cfg.lr < cfg.min_lr:
-        raise ValueError(f"--lr {cfg.lr} is below the schedule's final rate {cfg.min_lr} (min_lr): "
-                         "the cosine schedule would rise instead of decay")
+    if cfg.lr < cfg.min_lr:  # a small fine-tuning rate: hold it rather than "decay" upwards to min_lr
+        log.info("--lr %g is below the schedule's final rate %g: training at a constant %g", cfg.lr, cfg.min_lr, cfg.lr)
+        cfg = replace(cfg, min_lr=cfg.lr)
     if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
         raise ValueError(f"--weight-decay must be a number >= 0, not {cfg.weight_decay}")
     # each epoch seeds its generator with seed * 100_003 + epoch, which must fit in 64 bits
