@@ -374,6 +374,13 @@ def bench_main(argv=None) -> int:
         raise ValueError(f"--json {a.json_out} and --md {a.md_out} are the same file; give two names")
     if a.plots:
         _output_folder(a.plots, "--plots")
+    # a device option without its device was silently ignored: the run measured this machine only
+    unused = [flag for flag, given, needs in (
+        ("--device-images", a.device_images is not None, a.remote or a.adb is not None or a.emulate),
+        ("--remote-python", a.remote_python != "python3", a.remote), ("--ssh-arg", a.ssh_arg, a.remote))
+        if given and not needs]
+    if unused:
+        p.error(f"{', '.join(unused)}: no device to use it on (give --remote, --adb or --emulate as well)")
     try:
         report = run(a.exports, a.data, tuple(a.threads), a.quick, a.formats, a.min_iou, a.plots,
                      make_missing=not a.no_export, remote=a.remote, remote_python=a.remote_python,

@@ -424,3 +424,19 @@ def test_json_and_md_at_one_path_are_refused(isic_root, tmp_path, capsys, monkey
     err = refusal(bench_main, ["--quick", "--data", str(isic_root), "--formats", "torch", "--threads", "1",
                                "--json", "r.out", "--md", "./r.out"], capsys)
     assert "--json r.out and --md ./r.out are the same file" in err, err
+
+
+@pytest.mark.parametrize("args, unused", [
+    (["--device-images", "8"], "--device-images"),
+    (["--ssh-arg=-i", "--ssh-arg=/k"], "--ssh-arg"),
+    (["--remote-python", "python3.11", "--emulate", "cortex-a76"], "--remote-python"),  # emulation has no remote
+])
+def test_device_options_without_their_device_are_refused(args, unused, tmp_path, capsys, monkeypatch):
+    """They were silently ignored: the run measured this machine only, as if the option did nothing."""
+    from egeunet.benchmarks import bench
+    from egeunet.cli import bench_main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench, "run", lambda *a, **kw: pytest.fail("measured before refusing"))
+    err = refusal(bench_main, ["--formats", "tflite", *args], capsys)
+    assert f"{unused}: no device to use it on" in err, err
