@@ -199,13 +199,18 @@ def cosine_lr(step: int, total: int, lr: float, min_lr: float) -> float:
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-def _save_train_state(path: Path, optimizer: torch.optim.Optimizer, epoch: int, best: float) -> None:
+def _save_train_state(path: Path, optimizer: torch.optim.Optimizer, epoch: int, best: float,
+                      weights: Path) -> None:
+    """The optimizer's moments, the epoch and the best val Dice, tied to the ``weights`` file
+    saved with them by its sha256 (the epoch alone cannot tell another run's state at the same
+    epoch, which resumed with the wrong moments without a word)."""
     tensors: dict[str, torch.Tensor] = {}
     for idx, st in optimizer.state_dict()["state"].items():
         for k, v in st.items():
             tensors[f"{idx}.{k}"] = torch.as_tensor(v)
     tensors["_epoch"] = torch.tensor(epoch)
     tensors["_best"] = torch.tensor(best, dtype=torch.float64)
+    tensors["_weights_sha256"] = torch.frombuffer(bytearray.fromhex(file_sha256(weights)), dtype=torch.uint8)
     save_tensors(path, tensors)
 
 
@@ -226,7 +231,10 @@ def _read_train_state(path: Path) -> tuple[dict[int, dict[str, torch.Tensor]], i
                               "cannot resume") from None
 
 
-def _load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+def _load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> tuple[int, float, str | None]:
+    """Loads the moments into ``optimizer``; returns (epoch, best val Dice, sha256 of the weights
+    the state was saved with, None in states written before 2026-11-26)."""
+    saved_for = load_tensors(path).get("_weights_sha256")
     state, epoch, best = _read_train_state(path)
     # Moments must have their parameter's strides (channels_last convs): the fused AdamW
     # kernel walks parameter, gradient and moments as flat arrays in step.
@@ -238,7 +246,7 @@ def _load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> tuple[int
     sd = optimizer.state_dict()
     sd["state"] = state
     optimizer.load_state_dict(sd)
-    return epoch, best
+    return epoch, best, None if saved_for is None else bytes(saved_for.tolist()).hex()
 
 
 def _plot_curves(log_rows: list[dict], path: Path, title: str) -> None:
@@ -334,10 +342,13 @@ def train(cfg: TrainConfig) -> dict:
         if "weights_sha256" in meta and file_sha256(last_path) != meta["weights_sha256"]:
             raise CheckpointError(f"{last_path}: its weights do not match its sidecar's sha256 (a save that was "
                                   "interrupted?); cannot resume exactly")
-        start_epoch, best_dice = _load_train_state(state_path, optimizer)
+        start_epoch, best_dice, state_for = _load_train_state(state_path, optimizer)
         if meta.get("epoch", start_epoch) != start_epoch:  # a save cut short between the two files
             raise CheckpointError(f"{out}: last.safetensors is from epoch {meta['epoch']} but last.state.safetensors "
                                   f"from epoch {start_epoch} (a save that was interrupted?); cannot resume exactly")
+        if state_for is not None and state_for != file_sha256(last_path):  # e.g. another run's, same epoch
+            raise CheckpointError(f"{state_path}: written for other weights than {last_path.name} (another run's "
+                                  "state?); cannot resume exactly")
         if log_csv.is_file():
             log_rows = [r for r in _read_log(log_csv) if r["epoch"] <= start_epoch]
         log.info("[train] resuming after epoch %d (best val Dice %.4f)", start_epoch, best_dice)
@@ -404,7 +415,7 @@ def train(cfg: TrainConfig) -> dict:
             best_dice = val_dice
             save_checkpoint(best_path, model, pre, **meta)
         save_checkpoint(last_path, model, pre, **meta)
-        _save_train_state(state_path, optimizer, epoch, best_dice)
+        _save_train_state(state_path, optimizer, epoch, best_dice, last_path)
         if epoch % max(cfg.plot_every, 1) == 0 or epoch == last_epoch:
             name = "EGE-UNet-BN" if cfg.norms == "batch" else "EGE-UNet"
             _plot_curves(log_rows, out / "curves.png", f"{name} training on {folder.root.resolve().name}")

@@ -330,6 +330,28 @@ def test_sigterm_during_a_checkpoint_save_leaves_no_temporary_file(isic_root, tm
     assert r.returncode == 143, r.stderr  # 128 + SIGTERM, as a shell reports a terminated job
 
 
+def test_resume_refuses_another_run_s_optimizer_state(isic_root, tmp_path):
+    """A last.state.safetensors copied from another run at the same epoch passed every check (the
+    epoch matched) and resumed with the wrong AdamW moments and best Dice, silently."""
+    import shutil
+
+    import egeunet.train as T
+    from egeunet.model.checkpoint import CheckpointError
+
+    def cfg(name, seed, **more):
+        return T.TrainConfig(data=str(isic_root), out=str(tmp_path / name), epochs=2, batch_size=2, limit_train=2,
+                             limit_val=2, threads=1, compiled_kernels=False, progress=False, seed=seed, **more)
+
+    T.train(cfg("a", 1, stop_after_epoch=1))
+    T.train(cfg("b", 2, stop_after_epoch=1))
+    own = (tmp_path / "a" / "last.state.safetensors").read_bytes()
+    shutil.copy(tmp_path / "b" / "last.state.safetensors", tmp_path / "a" / "last.state.safetensors")
+    with pytest.raises(CheckpointError, match="last.state.safetensors: written for other weights than last.safetensors"):
+        T.train(cfg("a", 1, resume=True))
+    (tmp_path / "a" / "last.state.safetensors").write_bytes(own)
+    assert T.train(cfg("a", 1, resume=True))["epoch"] == 2
+
+
 def test_resume_names_a_damaged_or_foreign_optimizer_state_or_sidecar(isic_root, tmp_path):
     """These ended in a KeyError / AttributeError traceback, or 'invalid literal for int()'
     naming no file."""
