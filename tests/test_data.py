@@ -71,6 +71,16 @@ def test_mask_of_another_size_is_named(small_copy):
         SegmentationFolder(root).load_split("train")
 
 
+def test_a_dangling_link_the_splits_do_not_list_does_not_stop_the_fingerprint(small_copy):
+    """A broken symlink left in images/ (not in splits.csv) stopped training after the data was
+    decoded: the fingerprint's stat() raised FileNotFoundError. It is skipped; the fingerprint of
+    the folder is what it was without it."""
+    root, ids = small_copy
+    before = SegmentationFolder(root).fingerprint()
+    (root / "images" / "gone.jpg").symlink_to(root / "nowhere.jpg")
+    assert SegmentationFolder(root).fingerprint() == before
+
+
 def test_unreadable_image_is_named(small_copy):
     root, ids = small_copy
     (root / "images" / f"{ids[2]}.jpg").write_bytes(b"\xff\xd8 truncated")
@@ -91,7 +101,7 @@ def test_an_id_listed_twice_in_splits_csv_is_refused(small_copy):
     with open(root / "splits.csv", "a") as f:
         f.write(f"{ids[1]},val\n")
     with pytest.raises(DataError, match=rf"splits.csv:5: id '{ids[1]}' is listed again \(line 3 has it as train, "
-                                        "this line as val\)"):
+                                        r"this line as val\)"):
         SegmentationFolder(root)
 
 
