@@ -440,3 +440,22 @@ def test_device_options_without_their_device_are_refused(args, unused, tmp_path,
     monkeypatch.setattr(bench, "run", lambda *a, **kw: pytest.fail("measured before refusing"))
     err = refusal(bench_main, ["--formats", "tflite", *args], capsys)
     assert f"{unused}: no device to use it on" in err, err
+
+
+def test_a_manifest_without_its_file_is_a_failed_row_or_exported_again(isic_root, tmp_path, monkeypatch):
+    """exports/tflite-int8/ with its manifest but no .tflite (deleted, a copy of the folder that
+    missed it) stopped the whole run with "[Errno 2] No such file or directory". With --no-export
+    it is a failed row naming the file; otherwise the variant is exported again."""
+    from egeunet.benchmarks import bench
+
+    exports = tmp_path / "exports"
+    (exports / "tflite-int8").mkdir(parents=True)
+    (exports / "tflite-int8" / "manifest.json").write_text(json.dumps(
+        {"file": "egeunet_int8.tflite", "target": "tflite", "precision": "int8", "io": {}, "preprocessing": {}}))
+    assert not bench._exported(exports / "tflite-int8")
+    report = bench.run(exports, str(isic_root), (1,), True, ["tflite-int8"], 0.9, None, make_missing=False)
+    row = next(r for r in report["rows"] if r["format"] == "tflite")
+    assert row["status"] == "failed" and "egeunet_int8.tflite is missing beside its manifest.json" in row["reason"]
+    exported = []
+    monkeypatch.setattr("egeunet.export.export", lambda *a, **kw: exported.append(kw["out"]))
+    assert bench.ensure_exports(exports, ["tflite-int8"], None) == {} and exported == [exports / "tflite-int8"]

@@ -124,7 +124,7 @@ def ensure_exports(exports: Path, formats: list[str] | None, data, weights: Path
 
     failures = {}
     for fmt in FORMATS:
-        if not _wanted(fmt.target, fmt.precision, formats) or (exports / fmt.key / "manifest.json").exists():
+        if not _wanted(fmt.target, fmt.precision, formats) or _exported(exports / fmt.key):
             continue
         log.info("[bench] %s is not in %s: exporting it from %s", fmt.key, exports, weights or "the shipped weights")
         try:
@@ -132,6 +132,20 @@ def ensure_exports(exports: Path, formats: list[str] | None, data, weights: Path
         except Exception as e:  # ImportError (extras missing), ExportError, ParityError: report, go on
             failures[fmt.key] = f"export failed: {(str(e).strip().splitlines() or [e.__class__.__name__])[0]}"
     return failures
+
+
+def _exported(folder: Path) -> bool:
+    """A manifest and the file it names (a manifest left alone is exported again, not measured as
+    missing); a manifest that cannot be read counts as there, for discover() to name."""
+    import json
+
+    man = folder / "manifest.json"
+    if not man.exists():
+        return False
+    try:
+        return (folder / json.loads(man.read_text())["file"]).exists()
+    except (ValueError, KeyError, TypeError, OSError):
+        return True
 
 
 def _op_count(man: dict) -> int | None:
@@ -267,6 +281,11 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
         if not _wanted(fmt, precision, formats):
             continue
         size, ops = man.get("bytes"), _op_count(man)
+        if fmt != "torch" and not path.exists():  # a manifest left without its file stopped the whole run
+            rows.append(Row(fmt, precision, str(path), status="failed",
+                            reason=f"{path.name} is missing beside its manifest.json; re-export it"))
+            log.info("[bench] %s failed (no model file)", key)
+            continue
         if fmt != "torch":  # the file measured, which may have been changed since its manifest was written
             size = size_of(path)
             if man.get("sha256") and sha256_of(path) != man["sha256"]:
