@@ -459,3 +459,25 @@ def test_a_manifest_without_its_file_is_a_failed_row_or_exported_again(isic_root
     exported = []
     monkeypatch.setattr("egeunet.export.export", lambda *a, **kw: exported.append(kw["out"]))
     assert bench.ensure_exports(exports, ["tflite-int8"], None) == {} and exported == [exports / "tflite-int8"]
+
+
+def test_device_rows_get_only_files_the_host_rows_could_measure(isic_root, tmp_path, monkeypatch):
+    """Emulated / SSH / adb rows took every .tflite under --exports: one made from other weights
+    was scored against this model's PyTorch masks (its host row said failed), a missing one
+    stopped the run. Neither is sent to a device now."""
+    from egeunet.benchmarks import bench, devices
+
+    exports = tmp_path / "exports"
+    for key, sha in (("tflite-int8", "0" * 64), ("tflite-fp32", None)):
+        (exports / key).mkdir(parents=True)
+        man = {"file": f"egeunet_{key[7:]}.tflite", "target": "tflite", "precision": key[7:], "io": {},
+               "preprocessing": {}, **({"weights_sha256": sha} if sha else {})}
+        (exports / key / "manifest.json").write_text(json.dumps(man))
+    (exports / "tflite-int8" / "egeunet_int8.tflite").write_bytes(b"another model's file")  # fp32: none
+    sent = []
+    monkeypatch.setattr(devices, "validate", lambda *a, **kw: None)
+    monkeypatch.setattr(devices, "device_rows", lambda tflites, *a, **kw: sent.extend(tflites) or [])
+    report = bench.run(exports, str(isic_root), (1,), True, ["tflite"], 0.9, None, make_missing=False,
+                       emulate=("cortex-a76",))
+    assert sorted(r["status"] for r in report["rows"] if r["format"] == "tflite") == ["failed", "failed"]
+    assert sent == []

@@ -319,7 +319,10 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     if remote or adb is not None or emulate:
         from egeunet.benchmarks.devices import device_rows
 
-        tflites = [(p, m) for f, pr, p, m in discover(Path(exports)) if f == "tflite" and _wanted(f, pr, formats)]
+        # the files the host rows could measure: one made from other weights would be scored against
+        # this model's PyTorch masks (its host row already says failed), a missing one cannot be sent
+        tflites = [(p, m) for f, pr, p, m in discover(Path(exports)) if f == "tflite" and _wanted(f, pr, formats)
+                   and m.get("weights_sha256", reference_sha) == reference_sha and p.exists()]
         rows += device_rows(tflites, split, torch_masks, threads, runs, warmup, quick, remote=remote,
                             remote_python=remote_python, ssh_args=ssh_args, adb=adb,
                             benchmark_model=benchmark_model, emulate=emulate, device_images=device_images)
