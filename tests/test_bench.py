@@ -481,3 +481,21 @@ def test_device_rows_get_only_files_the_host_rows_could_measure(isic_root, tmp_p
                        emulate=("cortex-a76",))
     assert sorted(r["status"] for r in report["rows"] if r["format"] == "tflite") == ["failed", "failed"]
     assert sent == []
+
+
+def test_two_files_of_one_format_each_get_an_overlay_row(tflite_exports, isic_root, tmp_path, monkeypatch):
+    """The overlay grid keyed its rows by format and precision: a second fp32 .tflite (a copy
+    kept in tflite-fp32-old/) replaced the first one's masks, and one file had no row."""
+    import shutil
+
+    from egeunet.benchmarks import bench, plots
+
+    r, out = tflite_exports["fp32"]
+    assert r.returncode == 0, r.stderr
+    for name in ("tflite-fp32", "tflite-fp32-old"):
+        shutil.copytree(out, tmp_path / "exports" / name)
+    drawn = {}
+    monkeypatch.setattr(plots, "write_plots", lambda report, folder, images, masks: drawn.update(masks) or [])
+    bench.run(tmp_path / "exports", str(isic_root), (1,), True, ["tflite-fp32"], 0.9, str(tmp_path / "plots"),
+              make_missing=False)
+    assert sorted(drawn) == ["tflite-fp32", "tflite-fp32 (tflite-fp32-old)", "truth"]

@@ -300,7 +300,9 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
             continue
         try:
             rt = torch_rt if fmt == "torch" else open_runtime(path)
-            scores, masks_by_row[key] = accuracy(rt, split.images, split.masks, torch_masks, n_overlay if plots else 0)
+            # a second file of one format and precision (tflite-int8-old/) gets its own overlay row
+            label = key if key not in masks_by_row else f"{key} ({Path(path).parent.name})"
+            scores, masks_by_row[label] = accuracy(rt, split.images, split.masks, torch_masks, n_overlay if plots else 0)
             for k, v in scores.items():
                 setattr(row, k, v)
             for t in threads:
