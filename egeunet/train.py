@@ -214,9 +214,10 @@ def _save_train_state(path: Path, optimizer: torch.optim.Optimizer, epoch: int, 
     save_tensors(path, tensors)
 
 
-def _read_train_state(path: Path) -> tuple[dict[int, dict[str, torch.Tensor]], int, float]:
-    """(optimizer state by parameter index, epoch, best val Dice) of what :func:`_save_train_state`
-    wrote; any other file (a copy of the weights, a damaged one) is named, not a KeyError."""
+def _read_train_state(path: Path) -> tuple[dict[int, dict[str, torch.Tensor]], int, float, str | None]:
+    """(optimizer state by parameter index, epoch, best val Dice, sha256 of the weights saved with
+    it: None in states written before 2026-11-26) of what :func:`_save_train_state` wrote; any
+    other file (a copy of the weights, a damaged one) is named, not a KeyError."""
     tensors = load_tensors(path)
     state: dict[int, dict[str, torch.Tensor]] = {}
     try:
@@ -225,7 +226,9 @@ def _read_train_state(path: Path) -> tuple[dict[int, dict[str, torch.Tensor]], i
                 continue
             idx, name = key.split(".", 1)
             state.setdefault(int(idx), {})[name] = v
-        return state, int(tensors["_epoch"]), float(tensors["_best"])
+        saved_for = tensors.get("_weights_sha256")
+        return (state, int(tensors["_epoch"]), float(tensors["_best"]),
+                None if saved_for is None else bytes(saved_for.tolist()).hex())
     except (ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path}: not an optimizer state this trainer wrote ({e.__class__.__name__}: {e}); "
                               "cannot resume") from None
@@ -233,9 +236,8 @@ def _read_train_state(path: Path) -> tuple[dict[int, dict[str, torch.Tensor]], i
 
 def _load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> tuple[int, float, str | None]:
     """Loads the moments into ``optimizer``; returns (epoch, best val Dice, sha256 of the weights
-    the state was saved with, None in states written before 2026-11-26)."""
-    saved_for = load_tensors(path).get("_weights_sha256")
-    state, epoch, best = _read_train_state(path)
+    the state was saved with or None)."""
+    state, epoch, best, saved_for = _read_train_state(path)
     # Moments must have their parameter's strides (channels_last convs): the fused AdamW
     # kernel walks parameter, gradient and moments as flat arrays in step.
     params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -246,7 +248,7 @@ def _load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> tuple[int
     sd = optimizer.state_dict()
     sd["state"] = state
     optimizer.load_state_dict(sd)
-    return epoch, best, None if saved_for is None else bytes(saved_for.tolist()).hex()
+    return epoch, best, saved_for
 
 
 def _plot_curves(log_rows: list[dict], path: Path, title: str) -> None:
