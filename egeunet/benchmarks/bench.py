@@ -137,14 +137,14 @@ def ensure_exports(exports: Path, formats: list[str] | None, data, weights: Path
 def _exported(folder: Path) -> bool:
     """A manifest and the file it names (a manifest left alone is exported again, not measured as
     missing); a manifest that cannot be read counts as there, for discover() to name."""
-    import json
+    from egeunet.runtimes.base import load_manifest_file
 
     man = folder / "manifest.json"
     if not man.exists():
         return False
     try:
-        return (folder / json.loads(man.read_text())["file"]).exists()
-    except (ValueError, KeyError, TypeError, OSError):
+        return (folder / load_manifest_file(man)["file"]).exists()
+    except (ValueError, TypeError, OSError):  # not a manifest; a "file" that is not a name
         return True
 
 
@@ -276,6 +276,7 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     export_failures = ensure_exports(Path(exports), formats, data, weights) if make_missing else {}
     rows = [Row(*key.split("-", 1), None, status="failed", reason=reason) for key, reason in export_failures.items()]
     masks_by_row: dict[str, list[np.ndarray]] = {}
+    device_files = []  # the .tflite files the host rows could measure, for the device rows
     for fmt, precision, path, man in discover(Path(exports), weights):
         key = f"{fmt}-{precision}"
         if not _wanted(fmt, precision, formats):
@@ -298,6 +299,8 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
                                                 f"the PyTorch row: keep one --exports folder per model")
             rows.append(row)
             continue
+        if fmt == "tflite":
+            device_files.append((path, man))
         try:
             rt = torch_rt if fmt == "torch" else open_runtime(path)
             # a second file of one format and precision (tflite-int8-old/) gets its own overlay row
@@ -321,11 +324,9 @@ def run(exports: str | Path = "exports", data: str | Path | None = None, threads
     if remote or adb is not None or emulate:
         from egeunet.benchmarks.devices import device_rows
 
-        # the files the host rows could measure: one made from other weights would be scored against
-        # this model's PyTorch masks (its host row already says failed), a missing one cannot be sent
-        tflites = [(p, m) for f, pr, p, m in discover(Path(exports)) if f == "tflite" and _wanted(f, pr, formats)
-                   and m.get("weights_sha256", reference_sha) == reference_sha and p.exists()]
-        rows += device_rows(tflites, split, torch_masks, threads, runs, warmup, quick, remote=remote,
+        # not a file made from other weights (it would be scored against this model's PyTorch masks;
+        # its host row already says failed), nor a missing one
+        rows += device_rows(device_files, split, torch_masks, threads, runs, warmup, quick, remote=remote,
                             remote_python=remote_python, ssh_args=ssh_args, adb=adb,
                             benchmark_model=benchmark_model, emulate=emulate, device_images=device_images)
     report = {"machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "n_images": len(split),

@@ -59,6 +59,26 @@ def per_channel_int8(values, axis: int):
     return q, scale.astype(np.float32)
 
 
+def add_int8_tensor(model, g, values, axis: int, name: str) -> int:
+    """Append ``values`` to subgraph ``g`` of ``model`` (flatbuffer object API) as a per-channel
+    int8 constant quantized along ``axis``, with its own buffer; returns its tensor index."""
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    q, scale = per_channel_int8(values, axis)
+    t = schema.TensorT()
+    t.shape, t.type, t.name = list(values.shape), schema.TensorType.INT8, name.encode()
+    t.quantization = schema.QuantizationParametersT()
+    t.quantization.scale, t.quantization.zeroPoint = scale, np.zeros(len(scale), np.int64)
+    t.quantization.quantizedDimension = axis
+    b = schema.BufferT()
+    b.data = np.frombuffer(q.tobytes(), np.uint8)
+    model.buffers.append(b)
+    t.buffer = len(model.buffers) - 1
+    g.tensors.append(t)
+    return len(g.tensors) - 1
+
+
 def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256) -> dict:
     """Store the float32 4-D weights of ``src`` (>= ``min_elements``) as per-channel int8,
     each followed by a DEQUANTIZE op (symmetric, scale = max|w| / 127 per output channel).
@@ -92,21 +112,11 @@ def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256) -> dict
                 continue
             # channel axis: last for (1, h, w, C) maps and depthwise kernels, first for (O, kh, kw, I) kernels
             axis = 3 if t.shape[0] == 1 else 0
-            q, scale = per_channel_int8(np.frombuffer(bytes(buf.data), np.float32).reshape(t.shape), axis)
-            qt = schema.TensorT()
-            qt.shape, qt.type, qt.name = t.shape, schema.TensorType.INT8, f"q{k}".encode()
-            qt.quantization = schema.QuantizationParametersT()
-            qt.quantization.scale = scale
-            qt.quantization.zeroPoint = np.zeros(len(scale), np.int64)
-            qt.quantization.quantizedDimension = axis
-            qbuf = schema.BufferT()
-            qbuf.data = np.frombuffer(q.tobytes(), np.uint8)
-            model.buffers.append(qbuf)
-            qt.buffer = len(model.buffers) - 1
-            g.tensors.append(qt)
+            qk = add_int8_tensor(model, g, np.frombuffer(bytes(buf.data), np.float32).reshape(t.shape), axis,
+                                 f"q{k}")
             buf.data, t.buffer = None, 0  # the float32 tensor is now the DEQUANTIZE output
             op = schema.OperatorT()
-            op.opcodeIndex, op.inputs, op.outputs = deq, np.array([len(g.tensors) - 1], np.int32), np.array([k], np.int32)
+            op.opcodeIndex, op.inputs, op.outputs = deq, np.array([qk], np.int32), np.array([k], np.int32)
             dequantize_ops.append(op)
             n += 1
         g.operators = dequantize_ops + list(g.operators)  # before every consumer

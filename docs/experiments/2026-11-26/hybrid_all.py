@@ -8,7 +8,7 @@ import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils as fu
 
-from egeunet.export.tflite_compact import per_channel_int8
+from egeunet.export.tflite_compact import add_int8_tensor
 
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
 model = fu.read_model(str(src))
@@ -40,18 +40,7 @@ for op in g.operators:
     if g.tensors[k].type == schema.TensorType.INT8:
         continue  # already hybrid
     axis = 0 if c == B.CONV_2D else 3
-    q, scale = per_channel_int8(float_values(k), axis)
-    t = schema.TensorT()
-    t.shape, t.type, t.name = g.tensors[k].shape, schema.TensorType.INT8, f"h{k}".encode()
-    t.quantization = schema.QuantizationParametersT()
-    t.quantization.scale, t.quantization.zeroPoint = scale, np.zeros(len(scale), np.int64)
-    t.quantization.quantizedDimension = axis
-    b = schema.BufferT()
-    b.data = np.frombuffer(q.tobytes(), np.uint8)
-    model.buffers.append(b)
-    t.buffer = len(model.buffers) - 1
-    g.tensors.append(t)
-    op.inputs[1] = len(g.tensors) - 1
+    op.inputs[1] = add_int8_tensor(model, g, float_values(k), axis, f"h{k}")
     changed["conv" if c == B.CONV_2D else "depthwise"] += 1
 # drop DEQUANTIZE ops whose output nothing reads any more
 read = {int(i) for op in g.operators for i in op.inputs if i >= 0} | {int(o) for o in g.outputs}
