@@ -28,6 +28,7 @@ import torch
 from egeunet.export.tflite_export import PixelInput
 from egeunet.model.deploy import deploy_model
 from egeunet.model.egeunet import EGEUNet, InferenceModel
+from egeunet.native_logs import import_quietly
 from egeunet.preprocess import Preprocessing
 from egeunet.runtimes.base import IOSpec
 
@@ -60,7 +61,7 @@ def coreml_metadata(pre: Preprocessing, output: str) -> dict[str, str]:
 def torch_to_coreml(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: str,
                     output: str) -> tuple[IOSpec, dict]:
     try:
-        import coremltools as ct
+        ct = import_quietly("coremltools")  # imports TensorFlow too, where installed
     except ImportError:
         raise ImportError("Core ML export needs coremltools: pip install 'egeunet[export]'") from None
     net = InferenceModel(PixelInput(deploy_model(model), pre), output).eval()

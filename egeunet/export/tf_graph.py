@@ -42,7 +42,9 @@ class TFEGEUNet:
     """Callable TF graph ``pixels (1, S, S, 3) float32 in 0..255 -> logits (1, S, S, 1)``."""
 
     def __init__(self, model: EGEUNet, pre: Preprocessing, output: str = "logits") -> None:
-        import tensorflow as tf
+        from egeunet.native_logs import import_tensorflow
+
+        tf = import_tensorflow()
 
         self.tf = tf
         self.model = model.eval()

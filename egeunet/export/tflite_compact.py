@@ -14,11 +14,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from egeunet.native_logs import import_tensorflow
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def compact(src: Path, dst: Path, input_name: str = "image", output_name: str = "logits") -> dict:
     """Write a compacted copy of ``src`` to ``dst``; returns {"bytes_before", "bytes_after"}."""
+    import_tensorflow()
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
     model = fu.read_model(str(src))
@@ -63,6 +66,8 @@ def add_int8_tensor(model, g, values, axis: int, name: str) -> int:
     """Append ``values`` to subgraph ``g`` of ``model`` (flatbuffer object API) as a per-channel
     int8 constant quantized along ``axis``, with its own buffer; returns its tensor index."""
     import numpy as np
+
+    import_tensorflow()
     from tensorflow.lite.python import schema_py_generated as schema
 
     q, scale = per_channel_int8(values, axis)
@@ -91,6 +96,8 @@ def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256) -> dict
     64 test images). Returns {"tensors", "bytes_before", "bytes_after"}.
     """
     import numpy as np
+
+    import_tensorflow()
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils as fu
 

@@ -19,34 +19,38 @@ import warnings
 
 import numpy as np
 
+from egeunet.native_logs import import_tensorflow, quiet_native_logs
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _converter(graph):
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return tf.lite.TFLiteConverter.from_concrete_functions([graph.concrete_function()], graph)
 
 
 def float_model(graph, fp16: bool = False) -> bytes:
     """fp32 (or fp16 weights, float compute) flatbuffer."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     conv = _converter(graph)
     if fp16:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
-    return conv.convert()
+    with quiet_native_logs():  # the converter's start-up lines
+        return conv.convert()
 
 
 def dynamic_range_model(graph) -> bytes:
     """int8 weights; XNNPACK runs the convolutions in int8 with activation scales computed
     per inference (no calibration), everything else in float."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     conv = _converter(graph)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    return conv.convert()
+    with quiet_native_logs():  # the converter's start-up lines
+        return conv.convert()
 
 
 def input_ramp(size: int) -> np.ndarray:
@@ -67,7 +71,7 @@ def calibrate(graph, images: np.ndarray, percentile: float | None = DEFAULT_RANG
     per-image maxima (and the mirrored one of the minima): measured on the shipped weights,
     mask IoU vs PyTorch 0.946 -> 0.978 (BENCHMARKS.md). ``None`` keeps TensorFlow's ranges.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     def samples():
         yield [input_ramp(graph.size)[None]]
@@ -79,7 +83,11 @@ def calibrate(graph, images: np.ndarray, percentile: float | None = DEFAULT_RANG
     conv.representative_dataset = samples
     conv.experimental_mlir_quantizer = True
     conv._experimental_calibrate_only = True  # what QuantizationDebugger does: ranges now, quantize later
-    calibrated = conv.convert()
+    with quiet_native_logs(), warnings.catch_warnings():
+        # TensorFlow asks for the input's mean/std; its range comes from the 0..255 ramp sample
+        # instead, and quantize() gives it the uint8 type (checked after conversion)
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        calibrated = conv.convert()
     return calibrated if percentile is None else _percentile_ranges(calibrated, images, percentile)
 
 
@@ -89,6 +97,7 @@ def _percentile_ranges(calibrated: bytes, images: np.ndarray, percentile: float)
     import tempfile
     from pathlib import Path
 
+    import_tensorflow()
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
     from egeunet.runtimes.litert_runtime import load_interpreter_class
@@ -104,8 +113,9 @@ def _percentile_ranges(calibrated: bytes, images: np.ndarray, percentile: float)
         # the calibrated model is a float model: run it and look at every intermediate tensor
         with warnings.catch_warnings():  # "intended for debugging": reading every tensor is what we want here
             warnings.simplefilter("ignore")
-            interp = load_interpreter_class()(model_path=str(path), experimental_preserve_all_tensors=True)
-        interp.allocate_tensors()
+            with quiet_native_logs():
+                interp = load_interpreter_class()(model_path=str(path), experimental_preserve_all_tensors=True)
+                interp.allocate_tensors()
         index = interp.get_input_details()[0]["index"]
         lo, hi = np.zeros((len(images), len(ranged))), np.zeros((len(images), len(ranged)))
         for n, im in enumerate(images):
@@ -125,11 +135,12 @@ def _percentile_ranges(calibrated: bytes, images: np.ndarray, percentile: float)
 def quantize(calibrated: bytes, float_nodes: list[str] | tuple[str, ...] = ()) -> bytes:
     """int8 model (uint8 input, float32 output); ops whose output tensor is in
     ``float_nodes`` stay float (with QUANTIZE/DEQUANTIZE around them)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
     from tensorflow.lite.python import convert, util
 
     # fully_quantize=False keeps a float input + QUANTIZE op, which the io rewrite then turns into uint8
-    q = convert.mlir_quantize(calibrated, fully_quantize=False, denylisted_nodes=list(float_nodes) or None)
+    with quiet_native_logs():  # "fully_quantize: 0, inference_type: 6, ..."
+        q = convert.mlir_quantize(calibrated, fully_quantize=False, denylisted_nodes=list(float_nodes) or None)
     return util.modify_model_io_type(q, inference_input_type=tf.uint8, inference_output_type=tf.float32)
 
 
@@ -137,7 +148,8 @@ def op_outputs(model: bytes) -> list[tuple[str, str]]:
     """(op name, output tensor name) of every op, in execution order."""
     from egeunet.runtimes.litert_runtime import load_interpreter_class
 
-    interp = load_interpreter_class()(model_content=model)
+    with quiet_native_logs():
+        interp = load_interpreter_class()(model_content=model)
     names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
     return [(op["op_name"], names[op["outputs"][0]]) for op in interp._get_ops_details()]
 

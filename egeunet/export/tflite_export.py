@@ -50,6 +50,7 @@ from egeunet.export.common import ExportError
 from egeunet.export.onnx_export import torch_to_onnx
 from egeunet.export.tflite_compact import compact, float_weights_to_int8
 from egeunet.model.egeunet import EGEUNet
+from egeunet.native_logs import import_tensorflow
 from egeunet.preprocess import Preprocessing, resize_image
 from egeunet.runtimes.base import IOSpec
 
@@ -137,7 +138,7 @@ def _calibration_pixels(calib_images: np.ndarray | None, pre: Preprocessing) -> 
 def tf_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: str, output: str,
                  calib_images: np.ndarray | None, stage: Path) -> tuple[IOSpec, dict]:
     try:
-        import tensorflow  # noqa: F401
+        import_tensorflow()
     except ImportError:
         raise ImportError("TFLite export needs TensorFlow: pip install 'egeunet[export]'") from None
     from egeunet.export import tflite_convert as tc
@@ -231,6 +232,7 @@ def conv_weight_kinds(path: Path) -> dict[str, int]:
     """How the CONV_2D / DEPTHWISE_CONV_2D ops of a .tflite get their weights:
     ``int8`` (int8 tensor into the op: int8 arithmetic), ``int8_dequantized`` (int8 storage, a
     DEQUANTIZE to float32 before the op: float arithmetic) or ``float32``."""
+    import_tensorflow()
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils as fu
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from egeunet.native_logs import import_tensorflow, quiet_native_logs
 from egeunet.runtimes.base import Runtime, check_file_matches_spec, manifest_contract, read_manifest, same_bytes
 
 
@@ -25,7 +26,7 @@ def load_interpreter_class():
             from tflite_runtime.interpreter import Interpreter
         except ImportError:
             try:
-                from tensorflow.lite import Interpreter
+                Interpreter = import_tensorflow().lite.Interpreter
             except ImportError:
                 raise ImportError("no TFLite interpreter installed: pip install ai-edge-litert "
                                   "(or tflite-runtime on a Raspberry Pi)") from None
@@ -114,8 +115,9 @@ class LiteRTRuntime(Runtime):
         if not same_bytes(Path(path), manifest.get("sha256")):  # edited, replaced or hand-made: may crash LiteRT
             probe_in_child(path)
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads or 1)
-            self.interpreter.allocate_tensors()
+            with quiet_native_logs():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self.interpreter = Interpreter(model_path=str(path), num_threads=threads or 1)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{path}: LiteRT cannot load it ({str(e).splitlines()[0]})") from None
         self._in = self.interpreter.get_input_details()[0]
