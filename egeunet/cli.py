@@ -110,12 +110,16 @@ def train_main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="egeunet-train", description="Train EGE-UNet (the paper's recipe by default).")
     p.add_argument("--data", help="data folder (images/, masks/, splits.csv); default $EGEUNET_DATA or ../shared/data/isic2018")
     p.add_argument("--out", default="runs/egeunet", help="output folder for checkpoints and logs (default %(default)s)")
-    p.add_argument("--epochs", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs,
+                   help="length of the cosine schedule (default %(default)s, the paper's)")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="default %(default)s (the paper's)")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr, help=f"AdamW's learning rate, decayed by a cosine "
+                   f"to {TrainConfig.min_lr:g} (default %(default)g)")
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay,
+                   help="AdamW's weight decay (default %(default)g)")
     p.add_argument("--threads", type=_threads, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed,
+                   help="initial weights, data order and augmentation (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--stop-after-epoch", type=_int_at_least(1), metavar="N",
                    help="stop after epoch N (the cosine schedule still spans --epochs); continue later with --resume")
@@ -163,7 +167,8 @@ def eval_main(argv=None) -> int:
     p.add_argument("--model", help="instead of --weights: an exported file (.onnx, .tflite; .mlpackage on macOS) "
                    "beside its manifest.json, scored as deployed through its runtime")
     p.add_argument("--json", dest="json_out", help="write the metrics as JSON here")
-    p.add_argument("--threads", type=_threads)
+    p.add_argument("--threads", type=_threads, help="CPU threads of torch or the runtime (default: its choice; "
+                   "LiteRT: 1)")
     p.add_argument("--limit", type=_int_at_least(1), metavar="N", help="evaluate only the first N images of the split")
     p.add_argument("--bootstrap", type=_int_at_least(0), default=0, metavar="B",
                    help="add 95%% bootstrap confidence intervals (B resamples of the images) and per-image scores")
@@ -244,10 +249,11 @@ def export_main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="egeunet-export", description="Export EGE-UNet to ONNX, TFLite or Core ML, "
                                 "verified against PyTorch, with a manifest.json beside the artifact.")
-    p.add_argument("--target", required=True, choices=TARGETS)
+    p.add_argument("--target", required=True, choices=TARGETS, help="onnx (the fp32 hub), tflite (fp32 by default) "
+                   "or coreml (fp16 by default); the precision with --int8 / --fp16")
     prec = p.add_mutually_exclusive_group()
-    prec.add_argument("--int8", action="store_true", help="tflite: int8 weights and int8 convolutions (dynamic "
-                      "range, float pixel input); coreml: per-channel int8 weights")
+    prec.add_argument("--int8", action="store_true", help="tflite: int8 weights, int8 arithmetic in the larger "
+                      "convolutions (dynamic range, float pixel input); coreml: per-channel int8 weights")
     prec.add_argument("--fp16", action="store_true", help="float16 weights (tflite; Core ML is fp16 by default)")
     p.add_argument("--full-integer", action="store_true", help="with --int8, tflite: every tensor int8 except "
                    "GELU/RSQRT/ADD, uint8 pixel input, calibrated on training images (for NPUs / integer accelerators)")
@@ -303,14 +309,16 @@ def predict_main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="egeunet-predict", description="Segment images: mask PNG at the original "
                                 "size, an overlay with the lesion contour, and the lesion area in percent.")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files of any size, and folders "
+                   "searched for them recursively (hidden files skipped)")
     p.add_argument("--model", help="a .safetensors, .onnx, .tflite or .mlpackage, or a shipped model: egeunet "
                    "(the default) or egeunet-bn")
     p.add_argument("--out", default="predictions", help="output folder (default %(default)s); outputs are named "
                    "after each image's path under the folder given (DIR/a/x.jpg -> OUT/a/x_mask.png, "
                    "OUT/a/x_overlay.png), images sharing a name keep their extension (x.jpg_mask.png beside "
                    "x.png_mask.png), and names that would still clash are refused before anything is written")
-    p.add_argument("--threads", type=_threads)
+    p.add_argument("--threads", type=_threads, help="CPU threads of torch or the runtime (default: its choice; "
+                   "LiteRT: 1)")
     a = p.parse_args(argv)
     _output_folder(a.out, "--out")
     files = collect_named_images(a.inputs, a.out)
@@ -345,11 +353,12 @@ def bench_main(argv=None) -> int:
                    "(default: the shipped weights); use one --exports folder per model")
     p.add_argument("--formats", nargs="+", help="only these targets or target-precision keys (e.g. torch tflite-int8)")
     p.add_argument("--data", help="data root for the test split (default $EGEUNET_DATA or ../shared/data/isic2018)")
-    p.add_argument("--threads", type=_threads, nargs="+", default=[1, 2, 4])
+    p.add_argument("--threads", type=_threads, nargs="+", default=[1, 2, 4],
+                   help="thread counts to time, one latency column each (default: 1 2 4)")
     p.add_argument("--quick", action="store_true", help="16 images, 10 timed runs: a smoke test, not a measurement")
     p.add_argument("--min-iou", type=_fraction, default=0.9, help="mask IoU vs torch below this marks parity-failed")
-    p.add_argument("--json", dest="json_out")
-    p.add_argument("--md", dest="md_out")
+    p.add_argument("--json", dest="json_out", help="write every row, the run's machine and the goals as JSON here")
+    p.add_argument("--md", dest="md_out", help="write the printed tables (Markdown) here")
     p.add_argument("--plots", metavar="DIR", help="write latency_vs_size.png, dice_per_format.png, overlays.png here")
     p.add_argument("--int8-sensitivity", action="store_true", help="also report which block / op type costs how "
                    "much accuracy in full int8 (python -m egeunet.benchmarks.int8_sensitivity; about 2 minutes)")
