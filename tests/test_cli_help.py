@@ -2,6 +2,9 @@
 ``--epochs EPOCHS`` with no default or meaning)."""
 
 import argparse
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +31,59 @@ def test_every_option_has_help(main, monkeypatch, capsys):
     bare = [a.option_strings or a.dest for a in actions if not a.help and a.dest != "help"]
     assert not bare, f"options without help text: {bare}"
     assert "usage:" in capsys.readouterr().out
+
+
+DOCS = ["README.md", "BENCHMARKS.md", "egeunet/model/MODEL_CARD.md", "android_demo/README.md",
+        *(str(p) for p in sorted(Path("docs").rglob("*.md")))]
+COMMAND = re.compile(r"\begeunet-(train|eval|export|predict|bench|armlab)((?: [^`|\n]*)?)")
+TEMPLATED = ("[", "...", "…", "$", "{", ";", "<")  # usage summaries and shell loops, not runnable lines
+
+
+def documented_commands():
+    root = Path(__file__).resolve().parents[1]
+    found = {}
+    for doc in DOCS:
+        lines = (root / doc).read_text(encoding="utf-8").splitlines()
+        for n, line in enumerate(lines, 1):
+            for m in COMMAND.finditer(line):
+                text = line[m.start():]
+                if line[:m.start()].count("`") % 2 and "`" not in text and n < len(lines):
+                    text += " " + lines[n].strip()  # an inline `command` wrapped onto the next line
+                m = COMMAND.match(text)
+                args = m.group(2).split(" #")[0].strip()
+                if len(args.split()) == 1 and args.startswith("--"):
+                    continue  # a flag named in prose ("`egeunet-eval --model` scores ..."), not a command
+                if args and not any(t in args for t in TEMPLATED):
+                    found.setdefault(f"egeunet-{m.group(1)} {args}", f"{doc}:{n}")
+    return sorted(found.items())
+
+
+class Parsed(Exception):
+    """Raised in place of running the command once its arguments parsed."""
+
+
+@pytest.mark.parametrize("command,where", documented_commands(), ids=[c for c, _ in documented_commands()])
+def test_every_documented_command_line_parses(command, where, monkeypatch, capsys):
+    """A flag renamed or removed must not leave the docs showing commands that fail."""
+    name, *args = shlex.split(command)
+    main = getattr(cli, f"{name.split('-')[1]}_main")
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_only(self, argv=None, namespace=None):
+        original(self, argv, namespace)
+        raise Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_only)
+    try:
+        main(args)
+    except Parsed:
+        return
+    except SystemExit:
+        pass
+    pytest.fail(f"{where}: `{command}` does not parse: {capsys.readouterr().err.strip()}")
+
+
+def test_the_docs_hold_the_headline_commands():
+    commands = [c for c, _ in documented_commands()]
+    assert "egeunet-export --target tflite --int8" in commands
+    assert len(commands) > 30
