@@ -2,6 +2,7 @@
 ``--epochs EPOCHS`` with no default or meaning)."""
 
 import argparse
+import importlib
 import re
 import shlex
 from pathlib import Path
@@ -35,7 +36,8 @@ def test_every_option_has_help(main, monkeypatch, capsys):
 
 DOCS = ["README.md", "BENCHMARKS.md", "egeunet/model/MODEL_CARD.md", "android_demo/README.md",
         *(str(p) for p in sorted(Path("docs").rglob("*.md")))]
-COMMAND = re.compile(r"\begeunet-(train|eval|export|predict|bench|armlab)((?: [^`|\n]*)?)")
+COMMAND = re.compile(r"(?:\begeunet-(train|eval|export|predict|bench|armlab)|python -m (egeunet(?:\.\w+)+))"
+                     r"((?: [^`|\n]*)?)")
 TEMPLATED = ("[", "...", "…", "$", "{", ";", "<")  # usage summaries and shell loops, not runnable lines
 
 
@@ -50,11 +52,14 @@ def documented_commands():
                 if line[:m.start()].count("`") % 2 and "`" not in text and n < len(lines):
                     text += " " + lines[n].strip()  # an inline `command` wrapped onto the next line
                 m = COMMAND.match(text)
-                args = m.group(2).split(" #")[0].strip()
+                args = m.group(3).split(" #")[0].strip()
                 if len(args.split()) == 1 and args.startswith("--"):
                     continue  # a flag named in prose ("`egeunet-eval --model` scores ..."), not a command
+                if any(re.fullmatch(r"[A-Z_]{3,}", token) for token in args.split()):
+                    continue  # a placeholder (python -m egeunet.benchmarks.tflite_levers LEVER)
                 if args and not any(t in args for t in TEMPLATED):
-                    found.setdefault(f"egeunet-{m.group(1)} {args}", f"{doc}:{n}")
+                    program = f"egeunet-{m.group(1)}" if m.group(1) else f"python -m {m.group(2)}"
+                    found.setdefault(f"{program} {args}", f"{doc}:{n}")
     return sorted(found.items())
 
 
@@ -64,9 +69,14 @@ class Parsed(Exception):
 
 @pytest.mark.parametrize("command,where", documented_commands(), ids=[c for c, _ in documented_commands()])
 def test_every_documented_command_line_parses(command, where, monkeypatch, capsys):
-    """A flag renamed or removed must not leave the docs showing commands that fail."""
-    name, *args = shlex.split(command)
-    main = getattr(cli, f"{name.split('-')[1]}_main")
+    """A flag renamed or removed (or a module moved) must not leave the docs showing commands
+    that fail."""
+    if command.startswith("python -m "):
+        _, _, module, *args = shlex.split(command)
+        main = importlib.import_module(module).main
+    else:
+        name, *args = shlex.split(command)
+        main = getattr(cli, f"{name.split('-')[1]}_main")
     original = argparse.ArgumentParser.parse_args
 
     def parse_only(self, argv=None, namespace=None):
@@ -86,4 +96,5 @@ def test_every_documented_command_line_parses(command, where, monkeypatch, capsy
 def test_the_docs_hold_the_headline_commands():
     commands = [c for c, _ in documented_commands()]
     assert "egeunet-export --target tflite --int8" in commands
+    assert any(c.startswith("python -m egeunet.benchmarks.train_throughput --") for c in commands)
     assert len(commands) > 30
