@@ -50,7 +50,7 @@ def quiet_native_logs():
     """Hold what is written to fd 2 during the block; afterwards (also after an exception)
     write it back without TensorFlow's and LiteRT's known start-up lines."""
     if os.environ.get("EGEUNET_NATIVE_LOGS") == "all" or not _lock.acquire(blocking=False):
-        yield  # filter off, or another thread holds fd 2 already: its block will filter this output too
+        yield  # filter off, or another thread's block holds fd 2: it filters what is written while it lasts
         return
     try:
         sys.stderr.flush()
