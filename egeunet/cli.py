@@ -38,6 +38,9 @@ def _user_errors(fn):
     return wrapper
 
 
+_THREADS_HELP = "CPU threads of torch or the runtime (default: its choice; LiteRT: 1)"
+
+
 def _int_at_least(low: int):
     """argparse type: an integer >= ``low`` (0 or a negative would silently mean "no limit",
     drop work, or fail deep inside a library)."""
@@ -167,8 +170,7 @@ def eval_main(argv=None) -> int:
     p.add_argument("--model", help="instead of --weights: an exported file (.onnx, .tflite; .mlpackage on macOS) "
                    "beside its manifest.json, scored as deployed through its runtime")
     p.add_argument("--json", dest="json_out", help="write the metrics as JSON here")
-    p.add_argument("--threads", type=_threads, help="CPU threads of torch or the runtime (default: its choice; "
-                   "LiteRT: 1)")
+    p.add_argument("--threads", type=_threads, help=_THREADS_HELP)
     p.add_argument("--limit", type=_int_at_least(1), metavar="N", help="evaluate only the first N images of the split")
     p.add_argument("--bootstrap", type=_int_at_least(0), default=0, metavar="B",
                    help="add 95%% bootstrap confidence intervals (B resamples of the images) and per-image scores")
@@ -317,8 +319,7 @@ def predict_main(argv=None) -> int:
                    "after each image's path under the folder given (DIR/a/x.jpg -> OUT/a/x_mask.png, "
                    "OUT/a/x_overlay.png), images sharing a name keep their extension (x.jpg_mask.png beside "
                    "x.png_mask.png), and names that would still clash are refused before anything is written")
-    p.add_argument("--threads", type=_threads, help="CPU threads of torch or the runtime (default: its choice; "
-                   "LiteRT: 1)")
+    p.add_argument("--threads", type=_threads, help=_THREADS_HELP)
     a = p.parse_args(argv)
     _output_folder(a.out, "--out")
     files = collect_named_images(a.inputs, a.out)

@@ -63,11 +63,14 @@ def documented_commands():
     return sorted(found.items())
 
 
+COMMANDS = documented_commands()
+
+
 class Parsed(Exception):
     """Raised in place of running the command once its arguments parsed."""
 
 
-@pytest.mark.parametrize("command,where", documented_commands(), ids=[c for c, _ in documented_commands()])
+@pytest.mark.parametrize("command,where", COMMANDS, ids=[c for c, _ in COMMANDS])
 def test_every_documented_command_line_parses(command, where, monkeypatch, capsys):
     """A flag renamed or removed (or a module moved) must not leave the docs showing commands
     that fail."""
@@ -94,7 +97,7 @@ def test_every_documented_command_line_parses(command, where, monkeypatch, capsy
 
 
 def test_the_docs_hold_the_headline_commands():
-    commands = [c for c, _ in documented_commands()]
+    commands = [c for c, _ in COMMANDS]
     assert "egeunet-export --target tflite --int8" in commands
     assert any(c.startswith("python -m egeunet.benchmarks.train_throughput --") for c in commands)
     assert len(commands) > 30

@@ -66,9 +66,7 @@ def add_int8_tensor(model, g, values, axis: int, name: str) -> int:
     """Append ``values`` to subgraph ``g`` of ``model`` (flatbuffer object API) as a per-channel
     int8 constant quantized along ``axis``, with its own buffer; returns its tensor index."""
     import numpy as np
-
-    import_tensorflow()
-    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.python import schema_py_generated as schema  # `model` came from TensorFlow's reader
 
     q, scale = per_channel_int8(values, axis)
     t = schema.TensorT()

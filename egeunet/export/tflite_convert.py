@@ -97,8 +97,7 @@ def _percentile_ranges(calibrated: bytes, images: np.ndarray, percentile: float)
     import tempfile
     from pathlib import Path
 
-    import_tensorflow()
-    from tensorflow.lite.tools import flatbuffer_utils as fu
+    from tensorflow.lite.tools import flatbuffer_utils as fu  # calibrate() has imported TensorFlow
 
     from egeunet.runtimes.litert_runtime import load_interpreter_class
 
