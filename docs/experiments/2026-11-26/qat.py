@@ -16,7 +16,7 @@ gradient straight through inside the range (``torch.fake_quantize_per_tensor_aff
 
     python docs/experiments/2026-11-26/qat.py check            # the simulation vs the real int8-full file
     python docs/experiments/2026-11-26/qat.py diagnose         # which kind of rounding costs agreement
-    python docs/experiments/2026-11-26/qat.py train EPOCHS LR OUT.safetensors
+    python docs/experiments/2026-11-26/qat.py train EPOCHS LR OUT.safetensors [CONSISTENCY]
     python docs/experiments/2026-11-26/qat.py eval WEIGHTS.safetensors   # the simulation on the test split
 """
 
@@ -39,6 +39,7 @@ from egeunet.train import deep_supervision_loss, random_affines, apply_affines
 DATA = Path(__file__).resolve().parents[4] / "shared/data/isic2018"
 PERCENTILE = 95.0
 FLOAT_KINDS: set[str] = set()  # `diagnose` keeps one kind of rounding site float at a time
+CONSISTENCY = 0.0  # train's optional 5th argument: weight of the rounded-vs-unrounded output loss
 CLIP = 5.0  # gradient norm; a safety net, reported per epoch
 
 
@@ -273,6 +274,8 @@ def main() -> None:
     if sys.argv[1] == "eval":
         report(sim, calib, test, f"{sys.argv[2]}, 778 test images")
         return
+    global CONSISTENCY
+    CONSISTENCY = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
     epochs, lr, out = int(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])
     report(sim, calib, test, "before")
     images, masks = torch.from_numpy(train.images), torch.from_numpy(train.masks)
@@ -293,6 +296,15 @@ def main() -> None:
             logits, aux = full_logits(sim, x)
             aux = [upsample_logits_for_training(a, y.shape[2:]) for a in aux]
             loss = deep_supervision_loss((aux, logits), y)
+            if CONSISTENCY:
+                # the same weights without rounding: their task loss, and the rounded output
+                # pulled towards the unrounded one (what the mask IoU vs PyTorch measures)
+                sim.q.mode = "off"
+                f_logits, f_aux = full_logits(sim, x)
+                sim.q.mode = "quant"
+                f_aux = [upsample_logits_for_training(a, y.shape[2:]) for a in f_aux]
+                loss = loss + deep_supervision_loss((f_aux, f_logits), y) + CONSISTENCY * \
+                    F.binary_cross_entropy_with_logits(logits, torch.sigmoid(f_logits).detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)))
@@ -303,7 +315,7 @@ def main() -> None:
     model.eval()
     report(sim, calib, test, "after")
     save_checkpoint(out, model, pre, **{k: v for k, v in meta.items() if k not in ("weights_sha256",)},
-                    qat={"epochs": epochs, "lr": lr, "from": "egeunet (shipped)"})
+                    qat={"epochs": epochs, "lr": lr, "consistency": CONSISTENCY, "from": "egeunet (shipped)"})
     print("saved", out)
 
 
