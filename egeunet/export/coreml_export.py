@@ -9,8 +9,8 @@ the graph (the same :class:`PixelInput` wrapper the int8 TFLite uses).
 
 Precision: fp16 compute (the default, what the Neural Engine runs), or ``int8`` = fp16
 compute with per-channel linear-symmetric int8 weights, ``weight_threshold=0`` so every
-weight tensor is quantised (the default threshold of 2048 elements would leave all but 7
-of this tiny model's tensors in fp16).
+weight tensor is quantised (the default threshold of 2048 elements would leave all but 8
+of this tiny model's weight tensors in fp16; docs/export.md).
 
 Prediction needs macOS (Core ML framework). On Linux we convert, save and inspect the
 spec; parity is checked on macOS only (tests/test_export_coreml.py).
