@@ -21,12 +21,12 @@ EXPORT_EXTRA = ("onnx", "onnxruntime", "onnx2tf", "tensorflow", "coremltools", "
 def pytest_sessionstart(session) -> None:
     if os.environ.get("EGEUNET_REQUIRE_DATA") != "1":
         return
-    import importlib
+    from egeunet.native_logs import import_quietly  # TensorFlow's start-up lines stay out of the test log
 
     broken = []
     for name in EXPORT_EXTRA:
         try:
-            importlib.import_module(name)
+            import_quietly(name)
         except Exception as e:  # noqa: BLE001 - ImportError or a broken package's own error
             broken.append(f"{name} ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     if broken:

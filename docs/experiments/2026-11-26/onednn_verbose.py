@@ -3,7 +3,7 @@
 Runs `egeunet-train`'s step (every lever on, 2 threads, batch 8, fixed batch) in a child
 process with ONEDNN_VERBOSE=2, which logs each primitive's creation (cache hit or miss) and
 execution time, and sums them over STEPS steady-state steps; then times the same steps
-without logging. Run from the repository root: python docs/experiments/2026-11-26/onednn_verbose.py [STEPS]
+without logging, and profiles them (torch.profiler) to see the same convolutions from PyTorch. Run from the repository root: python docs/experiments/2026-11-26/onednn_verbose.py [STEPS]
 """
 import os, subprocess, sys, time, statistics
 from collections import Counter, defaultdict
@@ -22,13 +22,20 @@ sys.stdout.flush(); os.write(1, b"=== STEADY\\n")
 for _ in range(int(sys.argv[1])):
     t = time.perf_counter(); training_step(model, opt, x, y, loss_fn)
     sys.stdout.flush(); os.write(1, f"=== STEP {time.perf_counter() - t:.6f}\\n".encode())
+if len(sys.argv) > 2:  # PyTorch's view of the same convolution calls
+    from torch.profiler import profile
+    with profile() as p:
+        for _ in range(int(sys.argv[1])): training_step(model, opt, x, y, loss_fn)
+    for e in p.key_averages():
+        if e.key in ("aten::mkldnn_convolution", "aten::convolution_backward"):
+            os.write(1, f"=== PROF {e.key} {e.cpu_time_total} {e.count}\\n".encode())
 """
 
 
-def run(verbose: bool) -> str:
+def run(verbose: bool, profile: bool = False) -> str:
     env = dict(os.environ, ONEDNN_VERBOSE="2" if verbose else "0")
-    return subprocess.run([sys.executable, "-c", CHILD, str(STEPS)], env=env, capture_output=True, text=True,
-                          check=True).stdout
+    args = [sys.executable, "-c", CHILD, str(STEPS)] + (["profile"] if profile else [])
+    return subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
 
 
 def main() -> None:
@@ -41,7 +48,13 @@ def main() -> None:
                 execs[f[5]] += float(f[-1]); n[f[5]] += 1
             else:
                 creates[f[3]] += 1
-    plain = [float(l.split()[2]) * 1e3 for l in run(False).splitlines() if l.startswith("=== STEP")]
+    plain_log = run(False, profile=True).splitlines()
+    plain = [float(l.split()[2]) * 1e3 for l in plain_log if l.startswith("=== STEP")]
+    for l in plain_log:
+        if l.startswith("=== PROF"):
+            _, _, key, us, count = l.split()
+            print(f"torch.profiler, {key} (children included): {float(us) / 1e3 / STEPS:.1f} ms per step "
+                  f"in {int(count) // STEPS} calls")
     print(f"{STEPS} steps; per step: oneDNN execution " + ", ".join(
         f"{k} {execs[k] / STEPS:.1f} ms ({n[k] // STEPS} calls)" for k in sorted(execs)))
     print(f"primitive creations in steady state: {dict(creates)}")
