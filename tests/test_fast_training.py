@@ -70,7 +70,7 @@ def test_compiled_layer_norm_falls_back_to_eager_with_one_warning(caplog):
 
 
 def test_training_setup_gives_the_plain_models_loss_and_gradients():
-    """channels_last + compiled norms + matrix upsampling vs the plain NCHW eager model."""
+    """channels_last + compiled norms + the loss maps' matrix-backward resize vs the plain NCHW eager model."""
     torch.manual_seed(0)
     fast, _, loss_fn = build_model_and_optimizer()
     plain = egeunet().train()

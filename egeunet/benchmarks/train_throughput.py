@@ -164,7 +164,7 @@ def _variant(name: str, data: _Data, batch: int):
     model = egeunet().train().to(memory_format=memory_format)
     if name == "reference eager":
         _officialize(model)
-    if "+ matrix upsampling of the loss maps" not in levers:
+    if "+ loss maps resized with a matrix backward" not in levers:
         model.upsample_loss_map = interpolate_bilinear
     if "+ GroupNorm + max-pool backward at pooled resolution" in levers:
         model.stage_norm_pool = group_norm_max_pool
@@ -182,7 +182,7 @@ def _variant(name: str, data: _Data, batch: int):
 
 
 MAIN = ["reference eager", "eager NCHW", "egeunet-train"]
-LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ matrix upsampling of the loss maps",
+LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ loss maps resized with a matrix backward",
                "+ compiled LayerNorms", "+ compiled loss", "+ GroupNorm + max-pool backward at pooled resolution",
                "+ dilated depthwise conv backward written out", "+ freed memory kept (= egeunet-train)"]
 COMPILED = ["channels_last, torch.compile(whole model)"]
