@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from egeunet.data import SegmentationFolder
+from egeunet.data import SegmentationFolder, SplitArrays
+from egeunet.export.calibration import _evenly_spaced
 from egeunet.model.checkpoint import load_checkpoint, save_checkpoint
 from egeunet.model.deploy import ONE_MEAN_MAX_PIXELS
 from egeunet.model.egeunet import GHPA, upsample_logits_for_training
@@ -232,8 +233,9 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(2 * (pred & truth).sum() / max(pred.sum() + truth.sum(), 1))
 
 
-def evenly(n_total: int, n: int) -> np.ndarray:
-    return np.linspace(0, n_total - 1, n).round().astype(int)
+def evenly(n_total: int, n: int) -> list[int]:
+    """The exporter's choice of calibration and parity images (evenly spaced over a split)."""
+    return _evenly_spaced(list(range(n_total)), n)
 
 
 def report(sim, calib, test, tag: str) -> dict:
@@ -258,9 +260,8 @@ def main() -> None:
     calib = train.images[evenly(len(train), 200)]
     sim = QuantSim(model, pre)
     if sys.argv[1] in ("check", "diagnose"):
-        sub = folder.load_split("test", 256)
-        idx = evenly(len(sub), 64)
-        sub.images, sub.masks = sub.images[idx], sub.masks[idx]
+        idx = evenly(len(test), 64)
+        sub = SplitArrays([test.ids[i] for i in idx], test.images[idx], test.masks[idx])
         report(sim, calib, sub, "64 test images")
         if sys.argv[1] == "diagnose":
             for kind in ("weights", "activation", "centring", "variance", "rsqrt", "normalised", "norm affine",
