@@ -157,7 +157,8 @@ def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, comp
         model = model.to(device)
     loss_fn = deep_supervision_loss
     if compiled_kernels:
-        compile_layer_norms(model)
+        # CPU: hand-split kernels called directly; GPU: torch.compile's (the step is graph-captured)
+        compile_layer_norms(model, direct=device == "cpu")
         loss_fn = CompiledKernel(deep_supervision_loss, "loss")
     if device == "cpu":
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)

@@ -29,41 +29,58 @@ def test_matrix_upsampling_equals_interpolate_forward_and_backward(size_in):
     torch.testing.assert_close(gx_got, gx_ref, atol=1e-4, rtol=1e-5)
 
 
-def test_compiled_layer_norm_equals_eager_forward_and_backward():
+@pytest.mark.parametrize("direct", [True, False], ids=["direct-kernels", "torch.compile"])
+@pytest.mark.parametrize("shape, layout", [((2, 20, 24, 24), torch.channels_last), ((3, 5, 7, 9), torch.contiguous_format)])
+def test_compiled_layer_norm_equals_eager_forward_and_backward(direct, shape, layout):
+    """Both kernels (the CPU's direct ones and torch.compile's, the GPU's) give the eager norm and
+    its autograd gradients; (3, 5, 7, 9) has a pixel count that 64 does not divide (one-stage sums)."""
     torch.manual_seed(0)
-    norm = LayerNorm2d(20)
+    norm = LayerNorm2d(shape[1])
     with torch.no_grad():
         norm.weight.uniform_(0.5, 1.5)
         norm.bias.uniform_(-0.5, 0.5)
-    x = (torch.randn(2, 20, 24, 24) * 3 + 1).contiguous(memory_format=torch.channels_last).requires_grad_(True)
-    kernel = compiled_layer_norm()
+    x = (torch.randn(shape) * 3 + 1).contiguous(memory_format=layout).requires_grad_(True)
+    kernel = compiled_layer_norm(direct)
     y_eager = layer_norm_2d(x, norm.weight, norm.bias, norm.eps)
     y_comp = kernel(x, norm.weight, norm.bias, norm.eps)
+    g = torch.randn_like(y_eager)
+    grads_comp = torch.autograd.grad(y_comp, [x, norm.weight, norm.bias], g)
     if kernel.failed is not None:
         skip_without_cxx_compiler("the compiled LayerNorm")  # else a compiler is there: a real failure
     assert kernel.failed is None, kernel.failed
     torch.testing.assert_close(y_comp, y_eager, atol=1e-5, rtol=1e-5)
-    g = torch.randn_like(y_eager)
     grads_eager = torch.autograd.grad(y_eager, [x, norm.weight, norm.bias], g)
-    grads_comp = torch.autograd.grad(y_comp, [x, norm.weight, norm.bias], g)
     for a, b in zip(grads_comp, grads_eager):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    if direct:  # compiled once per input layout: forward, input gradient, weight/bias gradients
+        (kernels,) = kernel.kernels.values()
+        assert [len(k.compiled) for k in (kernels.forward, kernels.input_grad, kernels.param_grads)] == [1, 1, 1]
+        with torch.no_grad():  # evaluation: the eager function, nothing compiled
+            torch.testing.assert_close(kernel(x, norm.weight, norm.bias, norm.eps), y_eager.detach())
 
 
-def test_compiled_layer_norm_falls_back_to_eager_with_one_warning(caplog):
-    kernel = compiled_layer_norm()
+def _failing_compiler(*_args):
+    raise RuntimeError("no C++ compiler found\nlong inductor trace")
 
-    def broken(*_args):
-        raise RuntimeError("no C++ compiler found\nlong inductor trace")
 
-    kernel.compiled = broken
+@pytest.mark.parametrize("direct", [True, False], ids=["direct-kernels", "torch.compile"])
+def test_compiled_layer_norm_falls_back_to_eager_with_one_warning(caplog, monkeypatch, direct):
+    kernel = compiled_layer_norm(direct)
+    if direct:
+        monkeypatch.setattr("egeunet.model.fast_norms._inductor_compile", _failing_compiler)
+    else:
+        kernel.compiled = _failing_compiler
     x = torch.randn(1, 4, 5, 5, requires_grad=True)
-    w, b = torch.ones(4), torch.zeros(4)
+    w, b = torch.ones(4, requires_grad=True), torch.zeros(4, requires_grad=True)
     with caplog.at_level(logging.WARNING):
         y1 = kernel(x, w, b, 1e-6)
         y2 = kernel(x, w, b, 1e-6)
-    torch.testing.assert_close(y1, layer_norm_2d(x, w, b, 1e-6))
+        grads = torch.autograd.grad(y1.sum() + y2.sum(), [x, w, b])
+    y_eager = layer_norm_2d(x, w, b, 1e-6)
+    torch.testing.assert_close(y1, y_eager)
     torch.testing.assert_close(y2, y1)
+    for a, e in zip(grads, torch.autograd.grad(2 * y_eager.sum(), [x, w, b])):
+        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
     warnings = [r for r in caplog.records if "compiled LayerNorm unavailable" in r.getMessage()]
     assert len(warnings) == 1 and "no C++ compiler found" in warnings[0].getMessage()
     assert "long inductor trace" not in warnings[0].getMessage()

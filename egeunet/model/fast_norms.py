@@ -2,19 +2,25 @@
 
 EGE-UNet has 37 channel LayerNorms. In eager PyTorch each is ~8 element-wise ops forward
 and more backward, every one a separate pass over the feature map; on a 2-core CPU they
-take about 40 % of a training step. ``torch.compile`` (inductor) fuses each norm into one
-forward and one backward loop. Only the norm is compiled: compiling whole blocks or the
-whole model was measured slower here (``python -m egeunet.benchmarks.train_throughput
---levers --compile``), because inductor's convolutions and layouts lose to oneDNN's.
+take about 40 % of a training step. On the CPU each norm is an autograd Function of three
+kernels that inductor compiles from ATen graphs and that are called directly, without
+``torch.compile``'s per-call guards and wrappers (:class:`DirectKernel`): one forward loop,
+the input gradient, and the weight/bias gradients as two-stage sums (6 % faster whole steps
+than ``torch.compile(layer_norm_2d)``, which the GPU path keeps). Only the norms are
+compiled: compiling whole blocks or the whole model was measured slower here
+(``python -m egeunet.benchmarks.train_throughput --levers --compile``), because inductor's
+convolutions and layouts lose to oneDNN's.
 
-The compiled kernel is the same function (``layer_norm_2d``): results agree with eager to
-float rounding (tested). It is used only when autograd is recording, so evaluation and
-export run the plain eager code and never compile. Inductor needs a C++ compiler; where
-compilation fails, the norm falls back to eager with one warning and training goes on.
+The kernels compute the same function (``layer_norm_2d``) and its gradients: results agree
+with eager autograd to float rounding (tested). They are used only when autograd is
+recording, so evaluation and export run the plain eager code and never compile. Inductor
+needs a C++ compiler; where compilation fails, the norm falls back to eager with one warning
+and training goes on.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -48,14 +54,142 @@ class CompiledKernel:
         return self.fn(*args)
 
 
-def compiled_layer_norm() -> CompiledKernel:
-    """A ``LayerNorm2d.kernel``: the compiled ``layer_norm_2d``."""
-    return CompiledKernel(layer_norm_2d, "LayerNorm")
+class KernelGroup:
+    """Kernels that fall back to eager together: the first failure is warned about once."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.failed: str | None = None
+
+    def fail(self, e: Exception) -> None:
+        if self.failed is None:
+            self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            log.warning("[train] compiled %s unavailable (%s); using the eager one", self.what, self.failed)
 
 
-def compile_layer_norms(model: nn.Module) -> int:
+def _inductor_compile(fn, tensors: tuple[torch.Tensor, ...]):
+    """``fn`` traced to ATen ops for these inputs and compiled by inductor (no dynamo, no guards)."""
+    import torch._inductor
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    return torch._inductor.compile(make_fx(fn)(*tensors), list(tensors))
+
+
+class DirectKernel:
+    """``fn`` (tensors in, tensors out, no autograd) compiled once per input layout and called
+    directly: the kernels of hand-written autograd Functions.
+
+    Why not ``torch.compile``: every call of a dynamo-compiled function first walks its cache
+    entries' guards (~25 us with the ~15 shapes of a step cached) and goes through AOTAutograd's
+    wrappers; for the ~110 norm kernels of a training step that was ~5 ms, a twentieth of the
+    step. Here a dict lookup on (shapes, strides, dtypes, device, threads) finds the compiled
+    function (inductor bakes the thread count into its parallel loops). Call it with gradients
+    off (inside ``Function.forward`` / ``backward``). If tracing or compiling fails, the group
+    falls back to calling ``fn`` eagerly, with one warning.
+    """
+
+    def __init__(self, fn, group: KernelGroup) -> None:
+        self.fn, self.group = fn, group
+        self.compiled: dict = {}
+
+    def __call__(self, *tensors: torch.Tensor):
+        if self.group.failed is None:
+            key = (torch.get_num_threads(), *((t.shape, t.stride(), t.dtype, t.device) for t in tensors))
+            kernel = self.compiled.get(key)
+            if kernel is None:
+                try:
+                    kernel = self.compiled[key] = _inductor_compile(self.fn, tensors)
+                except Exception as e:  # noqa: BLE001 - any compiler failure: fall back, keep training
+                    self.group.fail(e)
+                    return self.fn(*tensors)
+            return kernel(*tensors)
+        return self.fn(*tensors)
+
+
+# --- the channel LayerNorm as three direct kernels ------------------------------------------
+# Split by hand rather than left to AOTAutograd: the weight and bias gradients are sums over
+# every pixel, which inductor compiles well as two stages (64 partial sums, then their sum)
+# and poorly when they share a kernel with the per-pixel input gradient (one parallel pass per
+# 16 channels). Same mathematics as layer_norm_2d and its autograd backward (tested).
+
+def _ln_forward(x, weight, bias, eps: float):
+    """(layer_norm_2d(x), per-pixel mean, per-pixel 1/std): the last two kept for the backward."""
+    mean = x.mean(1, keepdim=True)
+    centred = x - mean
+    rstd = torch.rsqrt((centred * centred).mean(1, keepdim=True) + eps)
+    return centred * rstd * weight[:, None, None] + bias[:, None, None], mean, rstd
+
+
+def _ln_input_grad(grad, x, weight, mean, rstd):
+    xhat = (x - mean) * rstd
+    g = grad * weight[:, None, None]
+    return rstd * (g - g.mean(1, keepdim=True) - xhat * (g * xhat).mean(1, keepdim=True))
+
+
+def _ln_param_grads(grad, x, mean, rstd):
+    c = grad.shape[1]
+    parts = 64 if (grad.numel() // c) % 64 == 0 else 1
+
+    def per_channel_sum(t):  # (n, c, h, w) -> (c,): 64 partial sums over pixels, then theirs
+        return t.permute(0, 2, 3, 1).reshape(parts, -1, c).sum(1).sum(0)
+
+    return per_channel_sum(grad * ((x - mean) * rstd)), per_channel_sum(grad)
+
+
+class _LayerNorm2dFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, kernels):
+        y, mean, rstd = kernels.forward(x, weight, bias)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        ctx.kernels = kernels
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, mean, rstd = ctx.saved_tensors
+        grad_x = ctx.kernels.input_grad(grad, x, weight, mean, rstd) if ctx.needs_input_grad[0] else None
+        grad_w, grad_b = ctx.kernels.param_grads(grad, x, mean, rstd)
+        return grad_x, grad_w, grad_b, None
+
+
+class _LayerNormKernels:
+    def __init__(self, eps: float, group: KernelGroup) -> None:
+        self.forward = DirectKernel(functools.partial(_ln_forward, eps=eps), group)
+        self.input_grad = DirectKernel(_ln_input_grad, group)
+        self.param_grads = DirectKernel(_ln_param_grads, group)
+
+
+class DirectLayerNorm:
+    """A ``LayerNorm2d.kernel`` for CPU training: ``layer_norm_2d`` as an autograd Function of
+    three direct kernels while gradients are recorded, the eager function otherwise (evaluation,
+    export) or if compiling fails."""
+
+    def __init__(self) -> None:
+        self.group = KernelGroup("LayerNorm")
+        self.kernels: dict[float, _LayerNormKernels] = {}
+
+    @property
+    def failed(self) -> str | None:
+        return self.group.failed
+
+    def __call__(self, x, weight, bias, eps: float):
+        if self.group.failed is None and torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4:
+            kernels = self.kernels.get(eps)
+            if kernels is None:
+                kernels = self.kernels[eps] = _LayerNormKernels(eps, self.group)
+            return _LayerNorm2dFunction.apply(x, weight, bias, kernels)
+        return layer_norm_2d(x, weight, bias, eps)
+
+
+def compiled_layer_norm(direct: bool = True) -> CompiledKernel | DirectLayerNorm:
+    """A ``LayerNorm2d.kernel``: the direct-kernel Function (CPU), or ``torch.compile``'s
+    ``layer_norm_2d`` (``direct=False``: the GPU's path, where the step is graph-captured)."""
+    return DirectLayerNorm() if direct else CompiledKernel(layer_norm_2d, "LayerNorm")
+
+
+def compile_layer_norms(model: nn.Module, direct: bool = True) -> int:
     """Give every ``LayerNorm2d`` of ``model`` one shared compiled kernel; returns how many."""
-    kernel = compiled_layer_norm()
+    kernel = compiled_layer_norm(direct)
     norms = [m for m in model.modules() if isinstance(m, LayerNorm2d)]
     for m in norms:
         m.kernel = kernel
