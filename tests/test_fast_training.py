@@ -258,3 +258,23 @@ def test_throughput_benchmark_refuses_counts_below_one(args, capsys):
     from egeunet.benchmarks import train_throughput
 
     assert "must be >= 1" in refusal(train_throughput.main, args, capsys)
+
+
+def test_dilated_depthwise_weight_gradient_falls_back_to_eager_with_one_warning(caplog, monkeypatch):
+    """No C++ compiler: the compiled weight gradient becomes the eager one, same values, one warning."""
+    from egeunet.model import fast_convs
+
+    monkeypatch.setattr("egeunet.model.fast_norms._inductor_compile", _failing_compiler)
+    monkeypatch.setattr(fast_convs._WEIGHT_GRAD_KERNELS, "failed", None)  # restored afterwards
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(3, 3, 3, padding=2, dilation=2, groups=3)
+    x = torch.randn(1, 3, 67, 66).contiguous(memory_format=torch.channels_last).requires_grad_()
+    with caplog.at_level(logging.WARNING):
+        grads = [torch.autograd.grad(fast_convs.dilated_depthwise_conv(conv, x), (conv.weight, conv.bias),
+                                     torch.ones(1, 3, 67, 66)) for _ in range(2)]
+    ref = torch.autograd.grad(conv(x), (conv.weight, conv.bias), torch.ones(1, 3, 67, 66))
+    for got in grads:
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a, b, atol=2e-5 * b.abs().max().item(), rtol=1e-4)
+    warnings = [r for r in caplog.records if "compiled depthwise weight gradient unavailable" in r.getMessage()]
+    assert len(warnings) == 1 and "no C++ compiler found" in warnings[0].getMessage()

@@ -126,13 +126,15 @@ def _ln_input_grad(grad, x, weight, mean, rstd):
     return rstd * (g - g.mean(1, keepdim=True) - xhat * (g * xhat).mean(1, keepdim=True))
 
 
+def per_channel_sum(t: torch.Tensor) -> torch.Tensor:
+    """``t.sum((0, 2, 3))`` as 64 partial sums over the pixels, then their sum (the form that
+    inductor compiles into fast loops; one stage where 64 does not divide the pixel count)."""
+    c = t.shape[1]
+    parts = 64 if (t.numel() // c) % 64 == 0 else 1
+    return t.permute(0, 2, 3, 1).reshape(parts, -1, c).sum(1).sum(0)
+
+
 def _ln_param_grads(grad, x, mean, rstd):
-    c = grad.shape[1]
-    parts = 64 if (grad.numel() // c) % 64 == 0 else 1
-
-    def per_channel_sum(t):  # (n, c, h, w) -> (c,): 64 partial sums over pixels, then theirs
-        return t.permute(0, 2, 3, 1).reshape(parts, -1, c).sum(1).sum(0)
-
     return per_channel_sum(grad * ((x - mean) * rstd)), per_channel_sum(grad)
 
 
