@@ -132,9 +132,20 @@ def random_affines(b: int, gen: torch.Generator) -> torch.Tensor:
     return theta
 
 
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid(theta, (b, c, h, w), align_corners=False)`` by broadcasting: each output
+    pixel's (x, y) in [-1, 1] mapped by ``theta`` (b, 2, 3). Equal to it to float rounding and
+    6x faster on CPU (1.61 -> 0.26 ms at 8 x 256 x 256, a quarter of the batch's preparation:
+    its batched matrix product with an inner size of 3 is slow there)."""
+    xs = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1  # pixel centres
+    ys = (torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1
+    t = theta[:, :, :, None, None]  # (b, 2, 3, 1, 1)
+    return torch.stack([t[:, i, 0] * xs + t[:, i, 1] * ys[:, None] + t[:, i, 2] for i in (0, 1)], dim=-1)
+
+
 def apply_affines(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp images (bilinear) and masks (nearest) by ``theta`` (b, 2, 3), zeros outside."""
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = affine_grid(theta, x.shape[2], x.shape[3])
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     y = F.grid_sample(y, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return x, y

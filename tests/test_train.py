@@ -11,7 +11,7 @@ from egeunet.evaluate import images_to_tensor
 from egeunet.model import egeunet
 from egeunet.model.checkpoint import load_checkpoint, load_tensors
 from egeunet.preprocess import Preprocessing
-from egeunet.train import augment, deep_supervision_loss
+from egeunet.train import affine_grid, augment, deep_supervision_loss, random_affines
 
 from conftest import refusal
 
@@ -45,6 +45,17 @@ def test_augment_moves_mask_and_image_together():
     assert (xa[:, 0][inside] > 0.5).float().mean() > 0.9
     # per-sample draws: not every sample gets the same transform
     assert len({tuple(torch.nonzero(m[0]).float().mean(0).round().tolist()) for m in ya}) > 3
+
+
+@pytest.mark.parametrize("h, w", [(256, 256), (37, 64)])
+def test_affine_grid_equals_pytorchs(h, w):
+    """The broadcast grid is F.affine_grid's (align_corners=False) to float rounding, so the
+    warped images are the same (flips and rotations as training draws them, plus a shear)."""
+    theta = torch.cat([random_affines(16, torch.Generator().manual_seed(5)), torch.tensor([[[1.0, 0.3, -0.2], [0.1, 0.9, 0.4]]])])
+    ref = torch.nn.functional.affine_grid(theta, [17, 3, h, w], align_corners=False)
+    got = affine_grid(theta, h, w)
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref, atol=1e-6, rtol=0)
 
 
 def _train_cli(args, cwd):
