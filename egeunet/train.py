@@ -12,9 +12,10 @@ Changes from the official code, and why:
 - masks are binary (nearest resize, > 127) as training targets, not bilinearly resized;
   the rotation acts on the 256x256 image (bilinear, training-mean fill);
 - augmentation runs on whole batches in torch (no per-sample PIL work), on images decoded
-  once into memory; the step runs channels_last with compiled LayerNorms and loss, fused AdamW,
-  and glibc keeps freed buffers instead of faulting them in again each step
-  (``egeunet.host_memory``); the same mathematics, ~2x the images/s
+  once into memory; the step runs channels_last with compiled LayerNorms (direct inductor
+  kernels, ``egeunet.model.fast_norms``) and loss, fused AdamW, and glibc keeps freed buffers
+  instead of faulting them in again each step (``egeunet.host_memory``); the same mathematics,
+  ~2.2x the images/s
   (``python -m egeunet.benchmarks.train_throughput``);
 - ``--device cuda`` replays the whole step as a CUDA graph (``egeunet.graphed_step``), with
   full float32 convolutions (TF32 off), the same mathematics again;

@@ -170,7 +170,7 @@ def _variant(name: str, data: _Data, batch: int):
         model.stage_norm_pool = group_norm_max_pool
     if "+ dilated depthwise conv backward written out" in levers:
         use_written_out_dilated_convs(model)
-    if "+ compiled LayerNorms" in levers:
+    if "+ LayerNorms as direct compiled kernels" in levers:
         compile_layer_norms(model)
     loss_fn = CompiledKernel(deep_supervision_loss, "loss") if "+ compiled loss" in levers \
         else deep_supervision_loss
@@ -183,7 +183,7 @@ def _variant(name: str, data: _Data, batch: int):
 
 MAIN = ["reference eager", "eager NCHW", "egeunet-train"]
 LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ loss maps resized with a matrix backward",
-               "+ compiled LayerNorms", "+ compiled loss", "+ GroupNorm + max-pool backward at pooled resolution",
+               "+ LayerNorms as direct compiled kernels", "+ compiled loss", "+ GroupNorm + max-pool backward at pooled resolution",
                "+ dilated depthwise conv backward written out", "+ freed memory kept (= egeunet-train)"]
 COMPILED = ["channels_last, torch.compile(whole model)"]
 KEEPS_FREED_MEMORY = {"egeunet-train", "+ freed memory kept (= egeunet-train)"}  # as egeunet.train.train does
