@@ -17,22 +17,17 @@
 import functools, statistics, sys, time, types
 import torch
 import torch.nn.functional as F
-from egeunet.host_memory import keep_freed_memory
 from egeunet.model.egeunet import GAB, LayerNorm2d
 from egeunet.model.fast_convs import _depthwise_weight_grad
 from egeunet.model.fast_norms import (DirectKernel, KernelGroup, _ln_forward, _ln_input_grad, compiled_layer_norm,
                                       per_channel_sum)
-from egeunet.train import build_model_and_optimizer, training_step
+from egeunet.train import training_step
+from _common import median_ms, training_setup
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 6
 STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 PARTS = sys.argv[3] if len(sys.argv) > 3 else "123"
-torch.set_num_threads(2)
-keep_freed_memory()
-torch.manual_seed(0)
-model, opt, loss_fn = build_model_and_optimizer()
-x = torch.randn(8, 3, 256, 256).contiguous(memory_format=torch.channels_last)
-y = (torch.rand(8, 1, 256, 256) > 0.5).float()
+model, opt, loss_fn, x, y = training_setup()
 
 
 def ab(name_a, use_a, name_b, use_b):
@@ -73,15 +68,7 @@ if "1" in PARTS:
 set_norms(direct)()
 
 # 2. the dilated depthwise weight gradient alone
-def bench(f, n=60):
-    for _ in range(5):
-        f()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1e3
-
-
+bench = functools.partial(median_ms, n=60)
 group = KernelGroup("experiment")
 for shape in [(8, 5, 128, 128), (8, 9, 64, 64)] if "2" in PARTS else []:
     a = torch.randn(shape).contiguous(memory_format=torch.channels_last)

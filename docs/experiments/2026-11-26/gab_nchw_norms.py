@@ -15,19 +15,14 @@ and handed to its dilated conv as channels_last again (two layout copies per gro
 import collections, statistics, sys, time, types
 import torch
 import torch.nn.functional as F
-from egeunet.host_memory import keep_freed_memory
 from egeunet.model.egeunet import GAB, LayerNorm2d, layer_norm_2d
-from egeunet.train import build_model_and_optimizer, training_step
+from egeunet.train import training_step
+from _common import training_setup
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 6
 STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 MIN_PIXELS = int(sys.argv[3]) if len(sys.argv) > 3 else 64 * 64
-torch.set_num_threads(2)
-keep_freed_memory()
-torch.manual_seed(0)
-model, opt, loss_fn = build_model_and_optimizer()
-x = torch.randn(8, 3, 256, 256).contiguous(memory_format=torch.channels_last)
-y = (torch.rand(8, 1, 256, 256) > 0.5).float()
+model, opt, loss_fn, x, y = training_setup()
 
 shapes = collections.Counter()
 hooks = [m.register_forward_hook(lambda mod, inp, out: shapes.update([tuple(inp[0].shape)]))

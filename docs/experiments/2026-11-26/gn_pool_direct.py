@@ -6,8 +6,9 @@ the two stages' training shapes, checked against autograd, median of 30, twice. 
 
     python docs/experiments/2026-11-26/gn_pool_direct.py
 """
-import functools, statistics, sys, time, torch
+import functools, torch
 import torch.nn.functional as F
+from _common import median_ms
 from egeunet.model.fast_norms import DirectKernel, KernelGroup, group_norm_max_pool
 torch.set_num_threads(2)
 G = 4
@@ -75,12 +76,7 @@ for shape in [(8, 8, 256, 256), (8, 16, 128, 128)]:
     ref = F.max_pool2d(gn(z), 2, 2); got = GNPool.apply(z, gn.weight, gn.bias)
     r_grads = torch.autograd.grad(ref, (z, gn.weight, gn.bias), g); g_grads = torch.autograd.grad(got, (z, gn.weight, gn.bias), g)
     print(shape, "forward max |difference| %.1e" % (ref - got).detach().abs().max(), "gradients (input, weight, bias)", ["%.1e" % (a - b).abs().max() for a, b in zip(r_grads, g_grads)])
-    def tm(f, n=30):
-        for _ in range(5): f()
-        ts = []
-        for _ in range(n):
-            t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-        return statistics.median(ts) * 1e3
+    tm = functools.partial(median_ms, n=30)
     now = lambda: torch.autograd.grad(group_norm_max_pool(gn, z), (z, gn.weight, gn.bias), g)
     new = lambda: torch.autograd.grad(GNPool.apply(z, gn.weight, gn.bias), (z, gn.weight, gn.bias), g)
     print(shape, "forward + backward: group_norm_max_pool %.2f ms, direct kernels %.2f ms; again %.2f, %.2f" % (tm(now), tm(new), tm(now), tm(new)), flush=True)

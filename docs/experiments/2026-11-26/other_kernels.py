@@ -11,23 +11,16 @@ sampling grid (adopted). Each timed alone, 2 threads, median of 40 (AdamW: 100).
 
     python docs/experiments/2026-11-26/other_kernels.py
 """
-import functools, statistics, time
+import functools, time
 import torch
 import torch.nn.functional as F
 from egeunet.model.fast_norms import CompiledKernel, DirectKernel, KernelGroup, _ln_forward, _ln_input_grad
+from _common import median_ms
 from egeunet.train import DEEP_SUPERVISION_WEIGHTS, affine_grid, build_model_and_optimizer, deep_supervision_loss, random_affines
 
 torch.set_num_threads(2)
 group = KernelGroup("experiment")
-
-
-def bench(f, n=40):
-    for _ in range(5):
-        f()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1e3
+bench = median_ms
 
 
 # 1. the loss

@@ -13,16 +13,12 @@ VARIANTS = {"base": {}, "cppwrap": {}, "bind": {"OMP_PROC_BIND": "close", "OMP_P
             "spin": {"GOMP_SPINCOUNT": "10000000"}}
 
 def child(variant: str, steps: int) -> None:
-    import torch
     if variant == "cppwrap":
         import torch._inductor.config as ic
         ic.cpp_wrapper = True
-    from egeunet.host_memory import keep_freed_memory
-    from egeunet.train import build_model_and_optimizer, training_step
-    torch.set_num_threads(2); keep_freed_memory(); torch.manual_seed(0)
-    model, opt, loss_fn = build_model_and_optimizer()
-    x = torch.randn(8, 3, 256, 256).contiguous(memory_format=torch.channels_last)
-    y = (torch.rand(8, 1, 256, 256) > 0.5).float()
+    from egeunet.train import training_step
+    from _common import training_setup
+    model, opt, loss_fn, x, y = training_setup()
     for _ in range(4):
         loss = training_step(model, opt, x, y, loss_fn)
     ts = []
