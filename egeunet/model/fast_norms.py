@@ -31,29 +31,6 @@ from egeunet.model.egeunet import LayerNorm2d, layer_norm_2d, norm_then_max_pool
 log = logging.getLogger(__name__)
 
 
-class CompiledKernel:
-    """``fn`` compiled when gradients are recorded, eager otherwise or if compilation fails."""
-
-    def __init__(self, fn, what: str) -> None:
-        # One static-shape kernel per input shape and layout (about 15 shapes per batch size
-        # for the LayerNorms), hence the larger cache.
-        import torch._dynamo
-
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 256)
-        self.fn, self.what = fn, what
-        self.compiled = torch.compile(fn, dynamic=False)
-        self.failed: str | None = None
-
-    def __call__(self, *args):
-        if self.failed is None and torch.is_grad_enabled():
-            try:
-                return self.compiled(*args)
-            except Exception as e:  # noqa: BLE001 - any compiler failure: fall back, keep training
-                self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                log.warning("[train] compiled %s unavailable (%s); using the eager one", self.what, self.failed)
-        return self.fn(*args)
-
-
 class KernelGroup:
     """Kernels that fall back to eager together: the first failure is warned about once."""
 
@@ -65,6 +42,32 @@ class KernelGroup:
         if self.failed is None:
             self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             log.warning("[train] compiled %s unavailable (%s); using the eager one", self.what, self.failed)
+
+
+class CompiledKernel:
+    """``fn`` compiled when gradients are recorded, eager otherwise or if compilation fails."""
+
+    def __init__(self, fn, what: str) -> None:
+        # One static-shape kernel per input shape and layout (about 15 shapes per batch size
+        # for the LayerNorms), hence the larger cache.
+        import torch._dynamo
+
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 256)
+        self.fn = fn
+        self.compiled = torch.compile(fn, dynamic=False)
+        self.group = KernelGroup(what)
+
+    @property
+    def failed(self) -> str | None:
+        return self.group.failed
+
+    def __call__(self, *args):
+        if self.group.failed is None and torch.is_grad_enabled():
+            try:
+                return self.compiled(*args)
+            except Exception as e:  # noqa: BLE001 - any compiler failure: fall back, keep training
+                self.group.fail(e)
+        return self.fn(*args)
 
 
 def _inductor_compile(fn, tensors: tuple[torch.Tensor, ...]):

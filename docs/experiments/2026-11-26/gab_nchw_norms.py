@@ -54,7 +54,9 @@ print("all LayerNorms of a step, alone:", {f: f"{v:.2f} ms" for f, v in total.it
 
 
 def nchw_groups_forward(self, x_high, x_low, mask=None):
-    """GAB.forward with each group's LayerNorm on NCHW memory."""
+    """GAB.forward with each group's LayerNorm on NCHW memory, on maps of >= MIN_PIXELS pixels."""
+    if x_low.shape[2] * x_low.shape[3] < MIN_PIXELS:
+        return GAB.forward(self, x_high, x_low, mask)
     x_high = F.interpolate(self.pre_project(x_high), size=x_low.shape[2:], mode="bilinear", align_corners=True)
     parts_high = torch.chunk(x_high, len(self.groups), dim=1)
     parts_low = torch.chunk(x_low, len(self.groups), dim=1)
@@ -71,15 +73,9 @@ bridges = [m for m in model.modules() if isinstance(m, GAB)]
 def use(variant):
     for m in bridges:
         if variant == "nchw":
-            m.forward = types.MethodType(lambda self, xh, xl, mask=None: _nchw(self, xh, xl, mask), m)
-        elif "forward" in m.__dict__:
-            del m.forward
-
-
-def _nchw(self, x_high, x_low, mask):
-    if x_low.shape[2] * x_low.shape[3] < MIN_PIXELS:
-        return GAB.forward(self, x_high, x_low, mask)
-    return nchw_groups_forward(self, x_high, x_low, mask)
+            m.forward = types.MethodType(nchw_groups_forward, m)
+        else:
+            m.__dict__.pop("forward", None)
 
 
 def steps(variant, n):
