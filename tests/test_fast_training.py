@@ -86,6 +86,47 @@ def test_compiled_layer_norm_falls_back_to_eager_with_one_warning(caplog, monkey
     assert "long inductor trace" not in warnings[0].getMessage()
 
 
+def test_direct_kernels_are_kept_on_disk_and_loaded_by_the_next_process(tmp_path, monkeypatch):
+    """A kernel compiled once is saved; a new DirectKernel (as in the next process) loads it
+    without compiling (the compiler is made to fail) and gives the same values; a damaged file
+    is compiled again and replaced. A one-output kernel returns a tensor either way."""
+    import torch._inductor
+
+    from egeunet.model.fast_norms import DirectKernel, KernelGroup, _ln_forward, _ln_input_grad
+
+    monkeypatch.setattr("egeunet.model.fast_norms.kernel_cache_dir", lambda: tmp_path)
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 8, 8).contiguous(memory_format=torch.channels_last)
+    w = torch.rand(6) + 0.5
+    _, mean, rstd = _ln_forward(x, w, torch.zeros(6), 1e-6)
+    grad = torch.randn_like(x)
+    expected = _ln_input_grad(grad, x, w, mean, rstd)
+    compiler = torch._inductor.standalone_compile
+
+    def failing(*_args, **_kwargs):
+        raise RuntimeError("compiled although a saved kernel was there")
+
+    def run(compiles: bool) -> torch.Tensor:
+        monkeypatch.setattr(torch._inductor, "standalone_compile", compiler if compiles else failing)
+        kernel = DirectKernel(_ln_input_grad, KernelGroup("test kernel"))
+        out = kernel(grad, x, w, mean, rstd)
+        if compiles and kernel.group.failed is not None:
+            skip_without_cxx_compiler("the direct kernels")
+        assert kernel.group.failed is None, kernel.group.failed
+        assert isinstance(out, torch.Tensor)
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+        return out
+
+    run(compiles=True)
+    (saved,) = tmp_path.glob("*.bin")  # one file, no temporary left behind
+    assert [p.name for p in tmp_path.iterdir()] == [saved.name]
+    run(compiles=False)  # loaded from disk
+    saved.write_bytes(b"damaged")
+    run(compiles=True)  # compiled again ...
+    assert saved.read_bytes() != b"damaged"
+    run(compiles=False)  # ... and the replacement loads
+
+
 def test_training_setup_gives_the_plain_models_loss_and_gradients():
     """channels_last + compiled norms + the loss maps' matrix-backward resize vs the plain NCHW eager model."""
     torch.manual_seed(0)
