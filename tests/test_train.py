@@ -58,6 +58,28 @@ def test_affine_grid_equals_pytorchs(h, w):
     torch.testing.assert_close(got, ref, atol=1e-6, rtol=0)
 
 
+def test_training_batch_with_the_compiled_normalisation_is_the_eager_batch(tmp_path, monkeypatch):
+    """The CPU batch's normalisation as one compiled kernel gives the eager batch bit for bit, in
+    channels_last, and its compiled kernel is kept on disk for the next process."""
+    from conftest import skip_without_cxx_compiler
+    from egeunet.train import _NORMALISE, training_batch
+
+    monkeypatch.setattr("egeunet.model.fast_norms.kernel_cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(_NORMALISE, "compiled", {})  # as in a new process
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 32, 32, 3), dtype=torch.uint8, generator=gen)
+    masks = (torch.rand(6, 32, 32, generator=gen) > 0.5).to(torch.uint8)
+    pre = Preprocessing(size=32, mean=(180.5, 150.0, 140.25), std=(40.0, 45.5, 50.0))
+    idx, theta = torch.tensor([4, 1, 3]), random_affines(3, gen)
+    x_eager, y_eager = training_batch(images, masks, idx, pre, gen, theta, compiled=False)
+    x, y = training_batch(images, masks, idx, pre, gen, theta)
+    if _NORMALISE.group.failed is not None:
+        skip_without_cxx_compiler("the compiled batch normalisation")
+    assert torch.equal(x, x_eager) and torch.equal(y, y_eager)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert len(list(tmp_path.glob("*.bin"))) == 1
+
+
 def _train_cli(args, cwd):
     return subprocess.run([sys.executable, "-m", "egeunet", "train", *args], capture_output=True, text=True, cwd=cwd)
 
