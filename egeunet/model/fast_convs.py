@@ -6,10 +6,11 @@ first bridge's shape (8 x 5 x 128 x 128, channels_last) ~3.5 ms per forward + ba
 (micro-benchmarks, 2026-11-26). Its two parts are cheap when written out:
 - the input gradient of a stride-1, same-padded convolution is the same depthwise convolution
   of the output gradient with the kernel rotated by 180 degrees (oneDNN's fast forward kernel);
-- the weight gradient is nine sums of shifted products per channel, compiled at 64x64 and
-  above (a direct inductor kernel, ``egeunet.model.fast_norms.DirectKernel``, with two-stage
-  sums: 0.98 -> 0.66 ms at 8 x 5 x 128 x 128, 0.27 -> 0.22 ms at 8 x 9 x 64 x 64 against
-  ``torch.compile`` of the plain sums; eager if compiling fails, as for the LayerNorms), eager below (as fast there).
+- the weight gradient is nine sums of shifted products per channel, one direct inductor
+  kernel (``egeunet.model.fast_norms.DirectKernel``) with two-stage sums: 0.98 -> 0.66 ms at
+  8 x 5 x 128 x 128, 0.27 -> 0.22 ms at 8 x 9 x 64 x 64 against ``torch.compile`` of the plain
+  sums; 0.26 -> 0.11 ms at 8 x 13 x 32 x 32 and 0.12 -> 0.04 ms at 8 x 17 x 16 x 16 against the
+  eager sums (BENCHMARKS.md); eager if compiling fails, as for the LayerNorms.
 Same mathematics (tested against autograd in tests/test_fast_training.py). Used for every
 dilated (>= 2) depthwise 3x3 convolution while gradients are recorded; undilated ones keep
 oneDNN's backward, which is faster.
@@ -47,9 +48,6 @@ def _weight_grad_kernel(dilation: int) -> DirectKernel:
                         _WEIGHT_GRAD_KERNELS)
 
 
-MIN_COMPILED_PIXELS = 64 * 64  # the weight gradient compiled from here up, eager below (as fast there)
-
-
 class _DilatedDepthwiseConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, dilation: int, compiled: bool):
@@ -65,7 +63,7 @@ class _DilatedDepthwiseConv(torch.autograd.Function):
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = F.conv2d(grad_out, weight.flip(2, 3), padding=d, dilation=d, groups=weight.shape[0])
-        if ctx.compiled and x.shape[2] * x.shape[3] >= MIN_COMPILED_PIXELS:
+        if ctx.compiled:
             grad_w, grad_b = _weight_grad_kernel(d)(x, grad_out)
         else:
             grad_w, grad_b = _depthwise_weight_grad(x, grad_out, d)

@@ -318,8 +318,8 @@ class _GroupNormMaxPool(torch.autograd.Function):
         s2 = (weight * sum_dy_xhat).view(b, g, -1).sum(2) / n
         coef_z = -rstd * rstd * s2
         const = -rstd * s1 - coef_z * mean
-        grad_z = z * per_channel(coef_z).view(b, c, 1, 1)  # the dense part, channels_last like z
-        grad_z += per_channel(const).view(b, c, 1, 1)
+        # the dense part, channels_last like z, in one pass over the full-resolution map
+        grad_z = torch.addcmul(per_channel(const).view(b, c, 1, 1), z, per_channel(coef_z).view(b, c, 1, 1))
         # plus r * weight * d n where the gradient is not zero: the pooled positions
         grad_z.permute(0, 2, 3, 1).view(b, h * w, c).scatter_add_(1, idx_l, dy * (r * weight.view(1, 1, c)))
         return grad_z, grad_weight, grad_bias, None, None
