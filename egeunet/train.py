@@ -57,6 +57,7 @@ from egeunet.model.checkpoint import (
 from egeunet.model.egeunet import EGEUNet, EGEUNetConfig
 from egeunet.model.fast_convs import use_written_out_dilated_convs
 from egeunet.model.fast_norms import CompiledKernel, DirectKernel, KernelGroup, compile_layer_norms, group_norm_max_pool
+from egeunet.model.fast_maps import use_fused_ghpa_maps
 from egeunet.model.fast_resize import upsample_logits_banded_backward
 from egeunet.preprocess import Preprocessing
 
@@ -175,6 +176,7 @@ def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, comp
         loss_fn = CompiledKernel(deep_supervision_loss, "loss")
         if device == "cpu":  # the loss maps' resize backward as banded gathers, not dense products
             model.upsample_loss_map = upsample_logits_banded_backward
+            use_fused_ghpa_maps(model)  # the GHPA blocks' 18 weight maps as one compiled kernel pair
     if device == "cpu":
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     else:

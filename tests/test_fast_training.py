@@ -347,3 +347,75 @@ def test_dilated_depthwise_weight_gradient_falls_back_to_eager_with_one_warning(
             torch.testing.assert_close(a, b, atol=2e-5 * b.abs().max().item(), rtol=1e-4)
     warnings = [r for r in caplog.records if "compiled depthwise weight gradient unavailable" in r.getMessage()]
     assert len(warnings) == 1 and "no C++ compiler found" in warnings[0].getMessage()
+
+
+def test_ghpa_maps_written_out_are_the_blocks_own_maps():
+    """The written-out maps (shifted products, summed 1x1 convs) equal each block's
+    attention_maps, at the sizes a 256x256 input gives and an odd-sized one."""
+    from egeunet.model.egeunet import GHPA
+    from egeunet.model.fast_maps import block_parameters, ghpa_maps
+
+    torch.manual_seed(0)
+    blocks = [m for m in egeunet().modules() if isinstance(m, GHPA)]
+    sizes = [(6, 32, 32), (8, 16, 16), (12, 8, 8), (16, 8, 8), (12, 8, 8), (8, 16, 16), (6, 5, 9)]
+    for b, size in zip(blocks + blocks[:1], sizes):
+        with torch.no_grad():  # away from the all-ones initialisation, so that every term counts
+            for t in block_parameters(b):
+                t.add_(torch.randn_like(t) * 0.3)
+        c, h, w = size
+        resize = _bilinear_matrix(h, b.params_xy.shape[2]), _bilinear_matrix(w, b.params_xy.shape[3])
+        for mine, theirs in zip(ghpa_maps(*block_parameters(b), *resize), b.attention_maps(*size)):
+            assert mine.shape == theirs.shape
+            torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_ghpa_maps_give_the_plain_models_loss_and_gradients():
+    """The trainer's model computes each block's maps with a compiled kernel pair (blocks of one
+    shape share it), with the plain model's loss and gradients; evaluation uses the blocks' code."""
+    from egeunet.model.egeunet import GHPA
+
+    torch.manual_seed(0)
+    fast, _, loss_fn = build_model_and_optimizer()
+    fused = fast.encoder[3].attention_maps.func
+    plain = egeunet().train()
+    plain.load_state_dict(fast.state_dict())
+    eager_layer_norms(plain)
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 64, 64)
+    y = (torch.rand(2, 1, 64, 64) > 0.6).float()
+    loss_plain = deep_supervision_loss(plain(x), y)
+    loss_plain.backward()
+    loss_fast = loss_fn(fast(x.contiguous(memory_format=torch.channels_last)), y)
+    if fused.group.failed is not None:
+        skip_without_cxx_compiler("the fused GHPA maps")
+    torch.testing.assert_close(loss_fast, loss_plain, atol=1e-5, rtol=1e-5)
+    loss_fast.backward()
+    assert fused.group.failed is None, fused.group.failed
+    worst = max((a.grad - b.grad).abs().max().item() / (b.grad.abs().max().item() + 1e-12)
+                for a, b in zip(fast.parameters(), plain.parameters()))
+    assert worst < 1e-3, worst
+    # six blocks, four shapes at 64x64: (6, 8, 8), (8, 4, 4) x 2, (12, 2, 2) x 2, (16, 2, 2)
+    assert [len(k.compiled) for k in fused.kernels] == [4, 4]
+    with torch.no_grad():  # evaluation: the block's own code, exactly
+        block = fast.encoder[3]
+        for mine, theirs in zip(block.attention_maps(6, 8, 8), GHPA.attention_maps(block, 6, 8, 8)):
+            assert torch.equal(mine, theirs) and not mine.requires_grad
+
+
+def test_fused_ghpa_maps_fall_back_to_the_blocks_own_maps_with_one_warning(caplog, monkeypatch):
+    from egeunet.model.fast_maps import use_fused_ghpa_maps
+
+    monkeypatch.setattr("egeunet.model.fast_norms._inductor_compile", _failing_compiler)
+    torch.manual_seed(0)
+    model = egeunet().train()
+    plain = egeunet().train()
+    plain.load_state_dict(model.state_dict())
+    fused = use_fused_ghpa_maps(model)
+    x = torch.randn(1, 3, 32, 32)
+    with caplog.at_level(logging.WARNING):
+        losses = [deep_supervision_loss(model(x), torch.ones(1, 1, 32, 32)) for _ in range(2)]
+    for loss in losses:
+        assert loss.item() == pytest.approx(deep_supervision_loss(plain(x), torch.ones(1, 1, 32, 32)).item(), rel=1e-6)
+    warnings = [r for r in caplog.records if "compiled GHPA weight maps unavailable" in r.getMessage()]
+    assert len(warnings) == 1 and "no C++ compiler found" in warnings[0].getMessage()
+    assert fused.group.failed is not None

@@ -53,6 +53,7 @@ from egeunet.model.checkpoint import atomic_write_json
 from egeunet.model.egeunet import GHPA, LayerNorm2d, interpolate_bilinear
 from egeunet.model.fast_convs import use_written_out_dilated_convs
 from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms, group_norm_max_pool
+from egeunet.model.fast_maps import use_fused_ghpa_maps
 from egeunet.model.fast_resize import upsample_logits_banded_backward
 from egeunet.preprocess import Preprocessing
 from egeunet.train import augment, build_model_and_optimizer, deep_supervision_loss, training_batch, training_step
@@ -174,6 +175,8 @@ def _variant(name: str, data: _Data, batch: int):
         use_written_out_dilated_convs(model)
     if "+ loss-map resize backward as banded gathers" in levers:
         model.upsample_loss_map = upsample_logits_banded_backward
+    if "+ GHPA weight maps as one compiled kernel pair" in levers:
+        use_fused_ghpa_maps(model)
     if "+ LayerNorms as direct compiled kernels" in levers:
         compile_layer_norms(model)
     loss_fn = CompiledKernel(deep_supervision_loss, "loss") if "+ compiled loss" in levers \
@@ -191,7 +194,8 @@ MAIN = ["reference eager", "eager NCHW", "egeunet-train"]
 LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ loss maps resized with a matrix backward",
                "+ LayerNorms as direct compiled kernels", "+ compiled loss", "+ GroupNorm + max-pool backward at pooled resolution",
                "+ dilated depthwise conv backward written out", "+ loss-map resize backward as banded gathers",
-               "+ batch normalisation as one compiled kernel", "+ freed memory kept (= egeunet-train)"]
+               "+ GHPA weight maps as one compiled kernel pair", "+ batch normalisation as one compiled kernel",
+               "+ freed memory kept (= egeunet-train)"]
 COMPILED = ["channels_last, torch.compile(whole model)"]
 KEEPS_FREED_MEMORY = {"egeunet-train", "+ freed memory kept (= egeunet-train)"}  # as egeunet.train.train does
 

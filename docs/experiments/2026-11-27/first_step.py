@@ -1,5 +1,7 @@
-"""Experiment (issue #7): how long `egeunet-train`'s first CPU step takes, and what the direct
-kernels' on-disk artifacts (`egeunet.model.fast_norms._load_or_compile`) save.
+"""Experiment (issue #7): how long `egeunet-train`'s first CPU steps take, and what the direct
+kernels' on-disk artifacts (`egeunet.model.fast_norms._load_or_compile`) save. Two steps are
+timed: the second compiles the GHPA maps' kernels (`egeunet.model.fast_maps`: the first
+training forward at an input size learns the maps' sizes).
 
 Each measurement is a new process (what a user, or a test, starts) on one fresh inductor cache
 folder: first a cold start (everything compiled), then warm starts with the artifacts, then
@@ -30,15 +32,16 @@ model, opt, loss_fn = T.build_model_and_optimizer()
 x = torch.randn(8, 3, 256, 256).contiguous(memory_format=torch.channels_last)
 y = (torch.rand(8, 1, 256, 256) > 0.5).float()
 t1 = time.perf_counter(); loss = T.training_step(model, opt, x, y, loss_fn); t2 = time.perf_counter()
-print(f"{t1 - t0:.1f} {t2 - t1:.2f} {loss:.6f}")
+T.training_step(model, opt, x, y, loss_fn); t3 = time.perf_counter()
+print(f"{t1 - t0:.1f} {t2 - t1:.2f} {t3 - t2:.2f} {loss:.6f}")
 """
 
 
-def run(mode: str, cache: str) -> tuple[float, float, str]:
+def run(mode: str, cache: str) -> tuple[float, float, float, str]:
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
     out = subprocess.run([sys.executable, "-c", CHILD, mode], env=env, capture_output=True, text=True, check=True)
-    setup, first, loss = out.stdout.split()[-3:]
-    return float(setup), float(first), loss
+    setup, first, second, loss = out.stdout.split()[-4:]
+    return float(setup), float(first), float(second), loss
 
 
 warm = int(sys.argv[1]) if len(sys.argv) > 1 else 3
@@ -48,7 +51,8 @@ with tempfile.TemporaryDirectory() as cache:
             + [("inductor-cache-only", "warm, inductor's cache only")] * warm)
     for mode, what in plan:
         t = time.time()
-        setup, first, loss = run(mode, cache)
-        print(f"{what:55s} import + build {setup:4.1f} s, first step {first:6.2f} s, loss {loss}", flush=True)
+        setup, first, second, loss = run(mode, cache)
+        print(f"{what:55s} import + build {setup:4.1f} s, first step {first:6.2f} s, second {second:6.2f} s, "
+              f"loss {loss}", flush=True)
     n = len([f for f in os.listdir(os.path.join(cache, "egeunet_direct")) if f.endswith(".bin")])
     print(f"direct-kernel artifacts kept: {n}")
