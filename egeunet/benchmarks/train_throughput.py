@@ -175,7 +175,7 @@ def _variant(name: str, data: _Data, batch: int):
         use_written_out_dilated_convs(model)
     if "+ loss-map resize backward as banded gathers" in levers:
         model.upsample_loss_map = upsample_logits_banded_backward
-    if "+ GHPA weight maps as one compiled kernel pair" in levers:
+    if "+ GHPA weight maps as compiled kernel pairs" in levers:
         use_fused_ghpa_maps(model)
     if "+ LayerNorms as direct compiled kernels" in levers:
         compile_layer_norms(model)
@@ -194,7 +194,7 @@ MAIN = ["reference eager", "eager NCHW", "egeunet-train"]
 LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ loss maps resized with a matrix backward",
                "+ LayerNorms as direct compiled kernels", "+ compiled loss", "+ GroupNorm + max-pool backward at pooled resolution",
                "+ dilated depthwise conv backward written out", "+ loss-map resize backward as banded gathers",
-               "+ GHPA weight maps as one compiled kernel pair", "+ batch normalisation as one compiled kernel",
+               "+ GHPA weight maps as compiled kernel pairs", "+ batch normalisation as one compiled kernel",
                "+ freed memory kept (= egeunet-train)"]
 COMPILED = ["channels_last, torch.compile(whole model)"]
 KEEPS_FREED_MEMORY = {"egeunet-train", "+ freed memory kept (= egeunet-train)"}  # as egeunet.train.train does
