@@ -13,9 +13,9 @@ Changes from the official code, and why:
   the rotation acts on the 256x256 image (bilinear, training-mean fill);
 - augmentation runs on whole batches in torch (no per-sample PIL work), on images decoded
   once into memory; the step runs channels_last with compiled LayerNorms (direct inductor
-  kernels, ``egeunet.model.fast_norms``) and loss, fused AdamW, and glibc keeps freed buffers
-  instead of faulting them in again each step (``egeunet.host_memory``); the same mathematics,
-  ~2.2x the images/s
+  kernels, ``egeunet.model.fast_norms``), GHPA weight maps (``fast_maps``) and loss, fused
+  AdamW, and glibc keeps freed buffers instead of faulting them in again each step
+  (``egeunet.host_memory``); the same mathematics, ~2.3x the images/s
   (``python -m egeunet.benchmarks.train_throughput``);
 - ``--device cuda`` replays the whole step as a CUDA graph (``egeunet.graphed_step``), with
   full float32 convolutions (TF32 off), the same mathematics again;
@@ -160,8 +160,9 @@ def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, comp
     ``train_throughput --levers`` and none changes the mathematics: channels_last memory
     (oneDNN's fast convolution path; CPU only), the first stages' GroupNorm + max-pool with
     a backward at pooled resolution and the bridges' dilated depthwise convs with a
-    written-out backward (CPU only), compiled LayerNorm and loss kernels, fused
-    AdamW (on a GPU with its learning rate in a tensor, so the step can be graph-captured)."""
+    written-out backward (CPU only), compiled LayerNorm and loss kernels, on the CPU also the
+    GHPA weight maps as compiled kernels and the loss maps' resize backward as banded gathers,
+    fused AdamW (on a GPU with its learning rate in a tensor, so the step can be graph-captured)."""
     model = EGEUNet(EGEUNetConfig(norms=norms))
     if device == "cpu":
         model = model.to(memory_format=torch.channels_last)
