@@ -156,9 +156,13 @@ def test_direct_kernels_are_kept_on_disk_and_loaded_by_the_next_process(tmp_path
 
 
 def test_training_setup_gives_the_plain_models_loss_and_gradients():
-    """channels_last + compiled norms + the loss maps' matrix-backward resize vs the plain NCHW eager model."""
+    """channels_last + compiled norms + the loss maps' banded-backward resize + the GHPA maps'
+    compiled kernel pairs (blocks of one shape share them) vs the plain NCHW eager model."""
+    from egeunet.model.egeunet import GHPA
+
     torch.manual_seed(0)
     fast, _, loss_fn = build_model_and_optimizer()
+    fused = fast.encoder[3].attention_maps.func
     plain = egeunet().train()
     plain.load_state_dict(fast.state_dict())
     eager_layer_norms(plain)
@@ -173,10 +177,18 @@ def test_training_setup_gives_the_plain_models_loss_and_gradients():
     worst = max((a.grad - b.grad).abs().max().item() / (b.grad.abs().max().item() + 1e-12)
                 for a, b in zip(fast.parameters(), plain.parameters()))
     assert worst < 1e-3, worst
-    # evaluation takes the eager path: no deep-supervision maps, the export's resize op
+    if fused.group.failed is not None:
+        skip_without_cxx_compiler("the fused GHPA maps")
+    # six blocks, four shapes at 64x64: (6, 8, 8), (8, 4, 4) x 2, (12, 2, 2) x 2, (16, 2, 2)
+    assert [len(k.compiled) for k in fused.kernels] == [4, 4]
+    # evaluation takes the eager path: no deep-supervision maps, the export's resize op, the
+    # blocks' own weight maps
     fast.eval()
     with torch.no_grad():
         out = fast(x.contiguous(memory_format=torch.channels_last))
+        block = fast.encoder[3]
+        for mine, theirs in zip(block.attention_maps(6, 8, 8), GHPA.attention_maps(block, 6, 8, 8)):
+            assert torch.equal(mine, theirs) and not mine.requires_grad
     assert isinstance(out, torch.Tensor) and out.shape == (2, 1, 64, 64)
 
 
@@ -367,39 +379,6 @@ def test_ghpa_maps_written_out_are_the_blocks_own_maps():
         for mine, theirs in zip(ghpa_maps(*block_parameters(b), *resize), b.attention_maps(*size)):
             assert mine.shape == theirs.shape
             torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
-
-
-def test_fused_ghpa_maps_give_the_plain_models_loss_and_gradients():
-    """The trainer's model computes each block's maps with a compiled kernel pair (blocks of one
-    shape share it), with the plain model's loss and gradients; evaluation uses the blocks' code."""
-    from egeunet.model.egeunet import GHPA
-
-    torch.manual_seed(0)
-    fast, _, loss_fn = build_model_and_optimizer()
-    fused = fast.encoder[3].attention_maps.func
-    plain = egeunet().train()
-    plain.load_state_dict(fast.state_dict())
-    eager_layer_norms(plain)
-    torch.manual_seed(1)
-    x = torch.randn(2, 3, 64, 64)
-    y = (torch.rand(2, 1, 64, 64) > 0.6).float()
-    loss_plain = deep_supervision_loss(plain(x), y)
-    loss_plain.backward()
-    loss_fast = loss_fn(fast(x.contiguous(memory_format=torch.channels_last)), y)
-    if fused.group.failed is not None:
-        skip_without_cxx_compiler("the fused GHPA maps")
-    torch.testing.assert_close(loss_fast, loss_plain, atol=1e-5, rtol=1e-5)
-    loss_fast.backward()
-    assert fused.group.failed is None, fused.group.failed
-    worst = max((a.grad - b.grad).abs().max().item() / (b.grad.abs().max().item() + 1e-12)
-                for a, b in zip(fast.parameters(), plain.parameters()))
-    assert worst < 1e-3, worst
-    # six blocks, four shapes at 64x64: (6, 8, 8), (8, 4, 4) x 2, (12, 2, 2) x 2, (16, 2, 2)
-    assert [len(k.compiled) for k in fused.kernels] == [4, 4]
-    with torch.no_grad():  # evaluation: the block's own code, exactly
-        block = fast.encoder[3]
-        for mine, theirs in zip(block.attention_maps(6, 8, 8), GHPA.attention_maps(block, 6, 8, 8)):
-            assert torch.equal(mine, theirs) and not mine.requires_grad
 
 
 def test_fused_ghpa_maps_fall_back_to_the_blocks_own_maps_with_one_warning(caplog, monkeypatch):

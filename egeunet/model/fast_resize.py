@@ -18,9 +18,8 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 
-from egeunet.model.egeunet import _bilinear_matrix
+from egeunet.model.egeunet import _bilinear_matrix, _ResizeWithMatrixBackward, upsample_logits_for_training
 from egeunet.model.fast_norms import DirectKernel, KernelGroup
 
 MAX_BAND = 40  # wider bands (inputs <= 8 pixels for a 256 output) keep the matrix products
@@ -53,11 +52,8 @@ _KERNELS = KernelGroup("loss-map resize backward")
 _BACKWARD = DirectKernel(_banded_resize_backward, _KERNELS)
 
 
-class _ResizeWithBandedBackward(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        ctx.in_hw = (x.shape[2], x.shape[3])
-        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=True)
+class _ResizeWithBandedBackward(_ResizeWithMatrixBackward):
+    """``F.interpolate`` forward (inherited); backward by the bands, else the matrix products."""
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -65,15 +61,12 @@ class _ResizeWithBandedBackward(torch.autograd.Function):
         rows, cols = resize_band(h, h_in), resize_band(w, w_in)
         if _KERNELS.failed is None and max(rows[0].shape[1], cols[0].shape[1]) <= MAX_BAND:
             return _BACKWARD(grad.contiguous(), *rows, *cols), None, None
-        r, c = _bilinear_matrix(h, h_in, grad.device), _bilinear_matrix(w, w_in, grad.device)
-        return r.T @ grad @ c, None, None
+        return _ResizeWithMatrixBackward.backward(ctx, grad)
 
 
 def upsample_logits_banded_backward(x: torch.Tensor, size) -> torch.Tensor:
     """``upsample_logits_for_training`` with the banded backward above (CPU training; the
     model's ``upsample_loss_map``)."""
     if x.device.type != "cpu":
-        from egeunet.model.egeunet import upsample_logits_for_training
-
         return upsample_logits_for_training(x, size)
     return _ResizeWithBandedBackward.apply(x, int(size[0]), int(size[1]))

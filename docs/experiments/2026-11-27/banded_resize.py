@@ -10,14 +10,12 @@ dense matrix products (`egeunet.model.egeunet.upsample_logits_for_training`, bef
     python docs/experiments/2026-11-27/banded_resize.py [ROUNDS] [STEPS]
 """
 import os
-import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "2026-11-26"))
-from _common import median_ms, training_setup  # noqa: E402
+from _common import alternate, median_ms, training_setup  # noqa: E402
 
 from egeunet.model.egeunet import _bilinear_matrix, upsample_logits_for_training  # noqa: E402
 from egeunet.model.fast_resize import _BACKWARD, resize_band, upsample_logits_banded_backward  # noqa: E402
@@ -44,19 +42,10 @@ for name, f in VARIANTS.items():
     print(f"six maps, {name}: {t:.2f} ms forward + backward", flush=True)
 
 
-def steps(f, n):
-    model.upsample_loss_map = f
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter(); training_step(model, opt, x, y, loss_fn); ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+def use(f):
+    def switch():
+        model.upsample_loss_map = f
+    return switch
 
 
-for f in VARIANTS.values():
-    steps(f, 4)
-ratios = []
-for r in range(ROUNDS):
-    before, now = (steps(f, STEPS) for f in VARIANTS.values())
-    ratios.append(before / now)
-    print(f"round {r}: step {before * 1e3:.1f} ms before, {now * 1e3:.1f} ms now, speed-up {before / now:.3f}", flush=True)
-print(f"median speed-up {statistics.median(ratios):.3f}")
+alternate({name: use(f) for name, f in VARIANTS.items()}, lambda: training_step(model, opt, x, y, loss_fn), ROUNDS, STEPS)

@@ -10,7 +10,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "2026-11-26"))
 from _common import median_ms
 from egeunet.train import training_batch, random_affines
 from egeunet.preprocess import Preprocessing
-from egeunet.data import SegmentationFolder
 torch.set_num_threads(2)
 from egeunet.host_memory import keep_freed_memory; keep_freed_memory()
 pre = Preprocessing(mean=(180.0, 150.0, 140.0), std=(40.0, 45.0, 50.0))

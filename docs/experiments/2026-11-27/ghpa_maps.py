@@ -10,14 +10,12 @@ alternating in one process, ROUNDS rounds of STEPS steps each.
 """
 import functools
 import os
-import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "2026-11-26"))
-from _common import training_setup  # noqa: E402
+from _common import alternate, training_setup  # noqa: E402
 
 from egeunet.model.egeunet import GHPA  # noqa: E402
 from egeunet.train import training_step  # noqa: E402
@@ -44,22 +42,11 @@ VARIANTS = {
 }
 
 
-def steps(name, n):
-    for b in blocks:
-        b.attention_maps = VARIANTS[name](b)
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter(); training_step(model, opt, x, y, loss_fn); ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+def use(name):
+    def switch():
+        for b in blocks:
+            b.attention_maps = VARIANTS[name](b)
+    return switch
 
 
-for name in VARIANTS:
-    steps(name, 4)
-ratios = {name: [] for name in VARIANTS}
-for r in range(ROUNDS):
-    ms = {name: steps(name, STEPS) for name in VARIANTS}
-    before = ms["each block's own code (before)"]
-    print(f"round {r}: " + ", ".join(f"{name} {t * 1e3:.1f} ms ({before / t:.3f}x)" for name, t in ms.items()), flush=True)
-    for name, t in ms.items():
-        ratios[name].append(before / t)
-print("median speed-up: " + ", ".join(f"{name} {statistics.median(v):.3f}x" for name, v in ratios.items()))
+alternate({name: use(name) for name in VARIANTS}, lambda: training_step(model, opt, x, y, loss_fn), ROUNDS, STEPS)

@@ -9,7 +9,7 @@ and gradients, then whole steps on a fixed batch, the two alternating in one pro
 import os, sys, statistics, time, functools, torch, torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "2026-11-26"))
 from _common import training_setup
-from egeunet.model.fast_norms import DirectKernel, KernelGroup, per_channel_sum
+from egeunet.model.fast_norms import DirectKernel, KernelGroup
 from egeunet.train import training_step
 G = KernelGroup("pw")
 def pw1_grads(g, x, w):

@@ -10,14 +10,12 @@
     python docs/experiments/2026-11-27/small_kernels.py [ROUNDS] [STEPS]
 """
 import os
-import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "2026-11-26"))
-from _common import median_ms, training_setup  # noqa: E402
+from _common import alternate, median_ms, training_setup  # noqa: E402
 
 import egeunet.model.fast_convs as fast_convs  # noqa: E402
 from egeunet.train import training_step  # noqa: E402
@@ -59,19 +57,11 @@ def eager_below_64x64(d):  # the rule before
 VARIANTS = {"eager below 64x64 (before)": eager_below_64x64, "direct kernel at every size (now)": kernel_at}
 
 
-def steps(rule, n):
-    fast_convs._weight_grad_kernel = rule
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter(); training_step(model, opt, x, y, loss_fn); ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+def use(rule):
+    def switch():
+        fast_convs._weight_grad_kernel = rule
+    return switch
 
 
-for rule in VARIANTS.values():
-    steps(rule, 4)
-ratios = []
-for r in range(ROUNDS):
-    before, now = (steps(rule, STEPS) for rule in VARIANTS.values())
-    ratios.append(before / now)
-    print(f"round {r}: step {before * 1e3:.1f} ms before, {now * 1e3:.1f} ms now, speed-up {before / now:.3f}", flush=True)
-print(f"median speed-up {statistics.median(ratios):.3f}")
+alternate({name: use(rule) for name, rule in VARIANTS.items()}, lambda: training_step(model, opt, x, y, loss_fn),
+          ROUNDS, STEPS)
