@@ -56,7 +56,8 @@ from egeunet.model.checkpoint import (
 )
 from egeunet.model.egeunet import EGEUNet, EGEUNetConfig
 from egeunet.model.fast_convs import use_written_out_dilated_convs
-from egeunet.model.fast_norms import CompiledKernel, DirectKernel, KernelGroup, compile_layer_norms, group_norm_max_pool
+from egeunet.model.fast_norms import (CompiledKernel, DirectKernel, KernelGroup, compile_layer_norms, group_norm_max_pool,
+                                      kernel_cache_dir)
 from egeunet.model.fast_maps import use_fused_ghpa_maps
 from egeunet.model.fast_resize import upsample_logits_banded_backward
 from egeunet.preprocess import Preprocessing
@@ -83,7 +84,7 @@ class TrainConfig:
     limit_train: int | None = None  # use only the first N train images (tests, smoke runs)
     limit_val: int | None = None
     progress: bool = True
-    compiled_kernels: bool = True  # compiled LayerNorms and loss (egeunet.model.fast_norms); same results
+    compiled_kernels: bool = True  # compiled LayerNorms, loss and more (build_model_and_optimizer); same results
     norms: str = "paper"  # "batch": the EGE-UNet-BN variant (egeunet.model.egeunet.EGEUNetConfig.norms)
     device: str = "cpu"  # or "cuda": the step is replayed as a CUDA graph (egeunet.graphed_step)
     cuda_graphs: bool = True  # False: plain eager steps on the GPU (debugging; slower, same results)
@@ -177,7 +178,7 @@ def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, comp
         loss_fn = CompiledKernel(deep_supervision_loss, "loss")
         if device == "cpu":  # the loss maps' resize backward as banded gathers, not dense products
             model.upsample_loss_map = upsample_logits_banded_backward
-            use_fused_ghpa_maps(model)  # the GHPA blocks' 18 weight maps as one compiled kernel pair
+            use_fused_ghpa_maps(model)  # the GHPA blocks' 18 weight maps as compiled kernel pairs
     if device == "cpu":
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     else:
@@ -359,6 +360,9 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     model, optimizer, loss_fn = build_model_and_optimizer(cfg.lr, cfg.weight_decay, cfg.compiled_kernels, cfg.norms,
                                                           cfg.device)
+    if cfg.compiled_kernels and not cuda:
+        log.info("[train] the first step compiles the training kernels: ~1.5 min on a cold cache, seconds once "
+                 "they are kept in %s", kernel_cache_dir())
     start_epoch, best_dice, log_rows = 0, -1.0, []
     provenance = {"data_root": str(Path(cfg.data).resolve()), "data_fingerprint": folder.fingerprint(),
                   "n_train": len(train_split), "n_val": len(val_split)}

@@ -89,6 +89,7 @@ def test_one_epoch_shows_progress_leaves_checkpoint_and_resume_continues(isic_ro
     r = _train_cli([*common, "--epochs", "1", "--out", "run"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "epoch 1/1" in r.stderr and "batch/s" in r.stderr and "val_dice=" in r.stderr  # tqdm bar
+    assert "the first step compiles the training kernels" in r.stderr  # says why the first step is slow
     run = tmp_path / "run"
     model, pre, meta = load_checkpoint(run / "best.safetensors")
     assert meta["epoch"] == 1 and 0.0 <= meta["val"]["pooled"]["dice"] <= 1.0
