@@ -193,8 +193,9 @@ def _normalised_nhwc(images, mean, inv_std):
 
 
 # Eager, this takes three passes over the batch whose innermost broadcast (3 colours) does not
-# vectorise, then a copy to NCHW: 1.3 ms for 8 x 256 x 256; compiled, one pass (0.2 ms; its
-# NCHW view is channels_last, which grid_sample reads as fast). Same values, bit for bit.
+# vectorise, then a copy to NCHW (1.11 + 0.20 ms for 8 x 256 x 256); compiled, one pass, and its
+# NCHW view is channels_last, which grid_sample reads as fast. Same values, bit for bit
+# (BENCHMARKS.md: training_batch 4.7-5.4 -> 4.0-4.7 ms).
 _NORMALISE = DirectKernel(_normalised_nhwc, KernelGroup("batch normalisation"))
 
 

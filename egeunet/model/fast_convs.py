@@ -9,7 +9,7 @@ first bridge's shape (8 x 5 x 128 x 128, channels_last) ~3.5 ms per forward + ba
 - the weight gradient is nine sums of shifted products per channel, one direct inductor
   kernel (``egeunet.model.fast_norms.DirectKernel``) with two-stage sums: 0.98 -> 0.66 ms at
   8 x 5 x 128 x 128, 0.27 -> 0.22 ms at 8 x 9 x 64 x 64 against ``torch.compile`` of the plain
-  sums; 0.26 -> 0.11 ms at 8 x 13 x 32 x 32 and 0.12 -> 0.04 ms at 8 x 17 x 16 x 16 against the
+  sums; 0.27 -> 0.10 ms at 8 x 13 x 32 x 32 and 0.12 -> 0.03 ms at 8 x 17 x 16 x 16 against the
   eager sums (BENCHMARKS.md); eager if compiling fails, as for the LayerNorms.
 Same mathematics (tested against autograd in tests/test_fast_training.py). Used for every
 dilated (>= 2) depthwise 3x3 convolution while gradients are recorded; undilated ones keep

@@ -2,13 +2,13 @@
 
 Each GHPA block turns three small learnable parameters into three weight maps: a bilinear
 resize to the feature size, a depthwise conv, GELU and a pointwise conv per map. These maps do
-not depend on the input, so per training step they are 18 tiny batch-1 computations, ~110
-operator calls forward and more backward (36 oneDNN convolutions each way, at ~50 us a call
-whatever the size). Per block they are one small function of 15 parameter tensors: inductor
+not depend on the input, so per training step they are 18 tiny batch-1 computations of many
+small operator calls forward and backward (36 oneDNN convolutions each way, each with a fixed
+cost of tens of microseconds whatever the size). Per block they are one small function of 15 parameter tensors: inductor
 compiles it, and its gradient (``torch.func.vjp``), into one forward and one backward kernel
 (``egeunet.model.fast_norms.DirectKernel``), the convolutions written out as sums of products
 and the resizes as matrix products, so that they fuse. Blocks of the same shape share their
-kernels. Whole training steps ~1.04x (BENCHMARKS.md). Same mathematics (equal to the blocks'
+kernels. Whole training steps ~1.03x (BENCHMARKS.md). Same mathematics (equal to the blocks'
 own autograd to float rounding, tested).
 
 Evaluation and export never get here (gradients off: each block's own code), nor does anything

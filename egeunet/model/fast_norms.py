@@ -94,10 +94,10 @@ def _artifact_key(gm: torch.fx.GraphModule, tensors: tuple[torch.Tensor, ...]) -
 def _inductor_compile(fn, tensors: tuple[torch.Tensor, ...]):
     """``fn`` traced to ATen ops for these inputs and compiled by inductor (no dynamo, no guards).
 
-    Why the artifact cache: inductor's own caches still take ~0.13 s per kernel to hand back
-    a compiled graph (its tracing and passes run before the lookup), ~10 s for a training
-    step's ~60 kernels in every new process; a saved ``standalone_compile`` artifact loads in
-    ~6 ms. The artifact is inductor's own cache format, written by this process's user into
+    Why the artifact cache: inductor's own caches still run its tracing and passes before the
+    lookup, for every kernel in every new process; with the saved ``standalone_compile``
+    artifacts a warm first training step took 2.8 s instead of 15 s (48 kernels; BENCHMARKS.md,
+    ``docs/experiments/2026-11-27/first_step.py``). The artifact is inductor's own cache format, written by this process's user into
     that user's cache folder, the trust level of inductor's cache itself. A file that does
     not load (another torch build, damaged) is compiled again and replaced.
     """

@@ -6,8 +6,8 @@ at most a few non-zeros per column: ``upsample_logits_for_training`` (``egeunet.
 computes it as two dense matrix products, which do 64x more multiply-adds than there are
 non-zeros at 128 -> 256. Here each input row (then column) gathers only the output rows that
 it reaches, a band of ``k`` of them (4 at 128 -> 256, 9 at 64, 17 at 32, 33 at 16), in one
-direct inductor kernel (``egeunet.model.fast_norms.DirectKernel``): 0.98 -> 0.13 ms for a
-batch's 128 -> 256 map, 0.42 -> 0.10 ms at 64 (BENCHMARKS.md). Same mathematics: the same
+direct inductor kernel (``egeunet.model.fast_norms.DirectKernel``): 0.93 -> 0.13 ms for a
+batch's 128 -> 256 map, 0.42 -> 0.09 ms at 64 (BENCHMARKS.md). Same mathematics: the same
 weights, summed in another order (equal to autograd's gradient to float rounding, tested).
 Wider bands (8x8 maps, 73) keep the matrix products, which are as fast there; so does
 training if compiling fails.
