@@ -14,7 +14,7 @@ Changes from the official code, and why:
 - augmentation runs on whole batches in torch (no per-sample PIL work), on images decoded
   once into memory; the step runs channels_last with compiled LayerNorms (direct inductor
   kernels, ``egeunet.model.fast_norms``), GHPA weight maps (``fast_maps``) and loss, fused
-  AdamW, and glibc keeps freed buffers instead of faulting them in again each step
+  AdamW over one flat buffer (``egeunet.flat_adamw``), and glibc keeps freed buffers instead of faulting them in again each step
   (``egeunet.host_memory``); the same mathematics, ~2.3x the images/s
   (``python -m egeunet.benchmarks.train_throughput``);
 - ``--device cuda`` replays the whole step as a CUDA graph (``egeunet.graphed_step``), with
@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from egeunet.data import SegmentationFolder, channel_stats
 from egeunet.evaluate import _normalisation, evaluate_arrays, images_to_tensor
+from egeunet.flat_adamw import FlatAdamW
 from egeunet.graphed_step import GraphedTrainingStep, cuda_adamw, set_lr
 from egeunet.host_memory import keep_freed_memory
 from egeunet.model.checkpoint import (
@@ -163,7 +164,8 @@ def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, comp
     a backward at pooled resolution and the bridges' dilated depthwise convs with a
     written-out backward (CPU only), compiled LayerNorm and loss kernels, on the CPU also the
     GHPA weight maps as compiled kernels and the loss maps' resize backward as banded gathers,
-    fused AdamW (on a GPU with its learning rate in a tensor, so the step can be graph-captured)."""
+    fused AdamW (on the CPU over one flat buffer, :class:`egeunet.flat_adamw.FlatAdamW`; on a GPU
+    with its learning rate in a tensor, so the step can be graph-captured)."""
     model = EGEUNet(EGEUNetConfig(norms=norms))
     if device == "cpu":
         model = model.to(memory_format=torch.channels_last)
@@ -179,8 +181,8 @@ def build_model_and_optimizer(lr: float = 1e-3, weight_decay: float = 1e-2, comp
         if device == "cpu":  # the loss maps' resize backward as banded gathers, not dense products
             model.upsample_loss_map = upsample_logits_banded_backward
             use_fused_ghpa_maps(model)  # the GHPA blocks' 18 weight maps as compiled kernel pairs
-    if device == "cpu":
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    if device == "cpu":  # after the last .to(): the parameters move into the optimizer's flat buffer
+        optimizer = FlatAdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     else:
         optimizer = cuda_adamw(list(model.parameters()), lr, weight_decay)
     return model, optimizer, loss_fn

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from egeunet.cli import _int_at_least
 from egeunet.data import SegmentationFolder, channel_stats, resolve_data_root
 from egeunet.evaluate import images_to_tensor
+from egeunet.flat_adamw import FlatAdamW
 from egeunet.host_memory import keep_freed_memory
 from egeunet.model import egeunet
 from egeunet.model.checkpoint import atomic_write_json
@@ -182,7 +183,10 @@ def _variant(name: str, data: _Data, batch: int):
     loss_fn = CompiledKernel(deep_supervision_loss, "loss") if "+ compiled loss" in levers \
         else deep_supervision_loss
     net = torch.compile(model) if whole else model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=("+ fused AdamW" in levers) or None)
+    if "+ AdamW over one flat buffer" in levers:
+        opt = FlatAdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=("+ fused AdamW" in levers) or None)
     if name == "reference eager":
         return lambda: training_step(net, opt, *data.per_sample_batch(batch)), net, memory_format
     compiled_batch = "+ batch normalisation as one compiled kernel" in levers
@@ -195,7 +199,7 @@ LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ loss maps re
                "+ LayerNorms as direct compiled kernels", "+ compiled loss", "+ GroupNorm + max-pool backward at pooled resolution",
                "+ dilated depthwise conv backward written out", "+ loss-map resize backward as banded gathers",
                "+ GHPA weight maps as compiled kernel pairs", "+ batch normalisation as one compiled kernel",
-               "+ freed memory kept (= egeunet-train)"]
+               "+ AdamW over one flat buffer", "+ freed memory kept (= egeunet-train)"]
 COMPILED = ["channels_last, torch.compile(whole model)"]
 KEEPS_FREED_MEMORY = {"egeunet-train", "+ freed memory kept (= egeunet-train)"}  # as egeunet.train.train does
 
