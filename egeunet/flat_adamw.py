@@ -4,7 +4,7 @@ EGE-UNet has 53,374 parameters in 314 tensors. PyTorch's fused AdamW runs one ke
 of them, but its Python side still walks the 314 tensors every step (grouping them, one step
 counter each, a ``zero_grad`` that drops 314 gradients that autograd then allocates again):
 ~2.9 ms of a ~100 ms CPU step went to ``optimizer.step`` + ``zero_grad`` for 0.6 ms of
-arithmetic (``torch.profiler``, docs/experiments/2026-11-28/flat_adamw.py).
+arithmetic (``torch.profiler``, docs/experiments/2026-11-27/flat_adamw.py).
 
 Here every parameter, gradient and moment is a view into one of four flat buffers, laid out
 with each parameter's own strides (channels_last convolutions stay channels_last). Autograd

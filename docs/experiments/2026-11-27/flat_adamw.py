@@ -5,7 +5,7 @@ PyTorch's fused AdamW over the 314 parameter tensors, in `egeunet-train`'s step.
 2. `torch.profiler`: the optimizer's share of a step (step, zero_grad, the gradient adds).
 3. Whole steps, two model copies alternating in one process (ROUNDS rounds of STEPS steps).
 
-    python docs/experiments/2026-11-28/flat_adamw.py [ROUNDS] [STEPS]
+    python docs/experiments/2026-11-27/flat_adamw.py [ROUNDS] [STEPS]
 """
 import copy
 import os
