@@ -121,6 +121,9 @@ def train_main(argv=None) -> int:
     p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay,
                    help="AdamW's weight decay (default %(default)g)")
     p.add_argument("--threads", type=_threads, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--processes", type=_int_at_least(1), metavar="N",
+                   help="CPU: split each step's batch over N processes sharing the threads (same mathematics; "
+                        "default 2 where there are >= 2 threads, 1 for --norms batch)")
     p.add_argument("--seed", type=int, default=TrainConfig.seed,
                    help="initial weights, data order and augmentation (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
@@ -142,7 +145,7 @@ def train_main(argv=None) -> int:
     a = p.parse_args(argv)
     _output_folder(a.out, "--out")
     cfg = TrainConfig(data=str(resolve_data_root(a.data)), out=a.out, epochs=a.epochs, batch_size=a.batch_size,
-                      lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, seed=a.seed, resume=a.resume, stop_after_epoch=a.stop_after_epoch,
+                      lr=a.lr, weight_decay=a.weight_decay, threads=a.threads, processes=a.processes, seed=a.seed, resume=a.resume, stop_after_epoch=a.stop_after_epoch,
                       limit_train=a.limit_train, limit_val=a.limit_val, compiled_kernels=not a.no_compile, norms=a.norms,
                       device=a.device, cuda_graphs=not a.no_cuda_graphs, plot_every=a.plot_every, progress=not a.quiet)
     _terminate_cleanly()  # a SIGTERM mid-save must not leave a checkpoint's temporary file in --out

@@ -75,6 +75,29 @@ class FlatAdamW(torch.optim.Optimizer):
         self._grads = [p.grad for p in params]
         self._link_state()
 
+    @property
+    def flat_parameters(self) -> torch.Tensor:
+        """The buffer every parameter views."""
+        return self._flat
+
+    @property
+    def flat_gradients(self) -> torch.Tensor:
+        """The buffer every gradient views (what ``step`` applies)."""
+        return self._grad
+
+    def view_buffers(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
+        """Make the parameters views of ``flat`` (taking its values, not giving theirs) and the
+        gradients views of ``grad``: another process's buffers in shared memory
+        (``egeunet.split_step``). Both must hold exactly this optimizer's parameters."""
+        for name, t in (("parameter", flat), ("gradient", grad)):
+            if t.shape != self._flat.shape or t.dtype != torch.float32:
+                raise ValueError(f"the {name} buffer holds {tuple(t.shape)} {t.dtype}, "
+                                 f"not the {self._flat.numel():,} float32 values of these parameters")
+        self._flat, self._grad = flat, grad
+        for i, (p, offset) in enumerate(zip(self._params, self._offsets)):
+            p.data = _view_like(flat, offset, p)
+            p.grad = self._grads[i] = _view_like(grad, offset, p)
+
     def _link_state(self) -> None:
         """``self.state[p]`` as views of the flat moments (what ``state_dict`` saves)."""
         for p, offset in zip(self._params, self._offsets):
