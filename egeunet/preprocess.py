@@ -168,7 +168,7 @@ def as_rgb_uint8(image) -> np.ndarray:
     if a.ndim == 4:
         raise ValueError(f"expected one image (H, W, 3), got a batch of shape {a.shape}: predict one image at a time")
     if a.ndim == 3 and a.shape[2] not in (1, 3, 4):
-        hint = (f"; it looks channels-first (C, H, W): pass image.transpose(1, 2, 0)" if a.shape[0] in (1, 3, 4)
+        hint = ("; it looks channels-first (C, H, W): pass image.transpose(1, 2, 0)" if a.shape[0] in (1, 3, 4)
                 else "")
         raise ValueError(f"expected an image (H, W, 3) (or grey (H, W), RGBA (H, W, 4)), got shape {a.shape}{hint}")
     if a.ndim not in (2, 3):

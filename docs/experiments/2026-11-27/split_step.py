@@ -10,7 +10,6 @@ thread each (`egeunet.split_step.SplitStep`), against one process with two threa
 
     python docs/experiments/2026-11-27/split_step.py [ROUNDS] [STEPS] [DATA]
 """
-import os
 import statistics
 import sys
 import time
