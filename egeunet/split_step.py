@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
+import weakref
 
 import torch
 
@@ -70,6 +71,20 @@ def _helper(conn, flat: torch.Tensor, grad: torch.Tensor, images: torch.Tensor, 
             pass
 
 
+def _end_helpers(helpers: list) -> None:
+    for proc, conn, _ in helpers:
+        try:
+            conn.send(None)
+        except OSError:
+            pass
+    for proc, conn, _ in helpers:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+        conn.close()
+    helpers.clear()
+
+
 class SplitStep:
     """``step(idx, theta)``: one training step (forward, loss, backward, AdamW) of the batch
     ``idx`` with affine draws ``theta``, split over ``processes`` processes of ``threads``
@@ -92,7 +107,9 @@ class SplitStep:
         images.share_memory_()
         masks.share_memory_()
         ctx = multiprocessing.get_context("spawn")  # fork would copy the parent's OpenMP thread state
-        self.helpers = []
+        self.helpers: list = []
+        # ends the helpers when this object goes or the interpreter exits, if close() was not called
+        self._finalizer = weakref.finalize(self, _end_helpers, self.helpers)
         try:
             for _ in range(processes - 1):
                 grad = torch.zeros_like(optimizer.flat_gradients).share_memory_()
@@ -108,14 +125,18 @@ class SplitStep:
             self.close()
             raise
 
+    @staticmethod
+    def _ended(proc) -> HelperProcessError:
+        proc.join(timeout=5)
+        return HelperProcessError(f"a training helper process (pid {proc.pid}) ended unexpectedly "
+                                  f"(exit code {proc.exitcode})")
+
     def _receive(self, helper, expected: str):
         proc, conn, _ = helper
         try:
             reply = conn.recv()
         except (EOFError, OSError):
-            proc.join(timeout=5)
-            raise HelperProcessError(f"a training helper process (pid {proc.pid}) ended unexpectedly "
-                                     f"(exit code {proc.exitcode})") from None
+            raise self._ended(proc) from None
         if reply[0] == "error":
             raise HelperProcessError(f"a training helper process (pid {proc.pid}) failed:\n{reply[1]}")
         if reply[0] != expected:
@@ -131,7 +152,10 @@ class SplitStep:
         busy = []
         for h, (i, t) in zip(self.helpers, shares[1:]):
             if len(i):
-                h[1].send((i.tolist(), t.numpy()))
+                try:
+                    h[1].send((i.tolist(), t.numpy()))
+                except OSError:  # a broken pipe: the helper is gone
+                    raise self._ended(h[0]) from None
                 busy.append((h, len(i)))
         own_idx, own_theta = shares[0]
         x, y = training_batch(self.images, self.masks, own_idx, self.pre, None, own_theta, self.compiled)
@@ -148,17 +172,7 @@ class SplitStep:
         return total / n
 
     def close(self) -> None:
-        for proc, conn, _ in self.helpers:
-            try:
-                conn.send(None)
-            except OSError:
-                pass
-        for proc, conn, _ in self.helpers:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-            conn.close()
-        self.helpers = []
+        self._finalizer()
 
     def __enter__(self) -> SplitStep:
         return self

@@ -363,7 +363,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     threads = torch.get_num_threads()
-    processes = _step_processes(cfg, threads)
+    processes = step_processes(cfg, threads)
     if processes > threads:
         raise ValueError(f"--processes {processes} is more than the {threads} threads (--threads) to share among them")
     cuda = _setup_device(cfg.device)
@@ -526,7 +526,7 @@ def _check_work_left(out: Path, state_path: Path, last_epoch: int, epochs: int) 
 _RESUME_MUST_MATCH = ("lr", "min_lr", "weight_decay", "batch_size", "seed", "size", "limit_train", "limit_val")
 
 
-def _step_processes(cfg: TrainConfig, threads: int) -> int:
+def step_processes(cfg: TrainConfig, threads: int) -> int:
     """How many processes share each step: ``cfg.processes``, or by default 2 on a CPU with
     >= 2 threads for the paper's norms (BatchNorm's batch statistics forbid splitting) and
     batches of >= 2 (measured: ~1.1x whole steps on 2 cores, egeunet.split_step)."""

@@ -90,6 +90,7 @@ def test_one_epoch_shows_progress_leaves_checkpoint_and_resume_continues(isic_ro
     assert r.returncode == 0, r.stderr
     assert "epoch 1/1" in r.stderr and "batch/s" in r.stderr and "val_dice=" in r.stderr  # tqdm bar
     assert "the first step compiles the training kernels" in r.stderr  # says why the first step is slow
+    assert "each step's batch is split over 2 processes of 1 thread(s)" in r.stderr  # the default with 2 threads
     run = tmp_path / "run"
     model, pre, meta = load_checkpoint(run / "best.safetensors")
     assert meta["epoch"] == 1 and 0.0 <= meta["val"]["pooled"]["dice"] <= 1.0
@@ -160,6 +161,10 @@ def test_resume_of_a_finished_run_says_nothing_to_do_and_leaves_summary_alone(is
     (["--threads", "-1"], "--threads: must be >= 1"),
     (["--threads", "100000"], "more than 4x"),
     (["--out", "afile"], "--out afile: is a file, not a folder"),
+    (["--processes", "0"], "--processes: must be >= 1"),
+    (["--processes", "2", "--norms", "batch"], "its step cannot be split (use --processes 1)"),
+    (["--processes", "3", "--batch-size", "2"], "--processes 3 is more than --batch-size 2"),
+    (["--processes", "2", "--threads", "1"], "--processes 2 is more than the 1 threads"),
 ])
 def test_bad_train_arguments_are_refused_before_any_work(args, message, isic_root, tmp_path, capsys, monkeypatch):
     from egeunet.cli import train_main

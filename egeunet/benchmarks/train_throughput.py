@@ -16,12 +16,15 @@ is reported and must agree):
   decoded from its JPEG/PNG file, normalised and augmented on its own, then stacked.
 - ``eager NCHW``: our model code (rsqrt LayerNorm, broadcast GHPA) on batches cut from the
   uint8 arrays decoded once and augmented as a batch in torch, otherwise plain eager.
-- ``egeunet-train``: ``egeunet.train.build_model_and_optimizer`` + ``training_batch`` +
-  ``training_step`` in a process whose allocator keeps freed memory
-  (``egeunet.host_memory.keep_freed_memory``), exactly what the trainer runs.
+- ``egeunet-train``: exactly what the trainer runs: ``egeunet.train.build_model_and_optimizer``
+  in a process whose allocator keeps freed memory (``egeunet.host_memory.keep_freed_memory``),
+  each step's batch split over processes sharing the threads (``egeunet.split_step``: with 2
+  threads, 2 processes of 1 thread, half the batch each) or, with 1 thread, ``training_batch`` +
+  ``training_step`` in the one process.
 
 The table also reports each variant's minor page faults per step (the allocator lever's
-mechanism: eager PyTorch with glibc's defaults faults its big buffers in again every step).
+mechanism: eager PyTorch with glibc's defaults faults its big buffers in again every step);
+for a split step, those of its main process only.
 
 Without ``--data`` (or the ISIC folder next to the checkout) synthetic images are written
 to a temporary folder in the same layout, so anyone can run it.
@@ -57,7 +60,9 @@ from egeunet.model.fast_norms import CompiledKernel, compile_layer_norms, group_
 from egeunet.model.fast_maps import use_fused_ghpa_maps
 from egeunet.model.fast_resize import upsample_logits_banded_backward
 from egeunet.preprocess import Preprocessing
-from egeunet.train import augment, build_model_and_optimizer, deep_supervision_loss, training_batch, training_step
+from egeunet.split_step import SplitStep
+from egeunet.train import (TrainConfig, augment, build_model_and_optimizer, deep_supervision_loss, random_affines,
+                            step_processes, training_batch, training_step)
 
 
 # --- the official code's layer formulation (JCruan519/EGE-UNet), same mathematics ---------
@@ -159,8 +164,15 @@ def _variant(name: str, data: _Data, batch: int):
     torch.manual_seed(0)  # every variant starts from the same weights
     if name == "egeunet-train":
         model, opt, loss_fn = build_model_and_optimizer()
+        threads = torch.get_num_threads()
+        processes = step_processes(TrainConfig(data="", out="", batch_size=batch), threads)
+        if processes > 1:
+            return _split_step(data, batch, model, opt, loss_fn, processes, threads), model, torch.channels_last
         return (lambda: training_step(model, opt, *data.in_memory_batch(batch, torch.channels_last, True), loss_fn),
                 model, torch.channels_last)
+    if name == "+ each step's batch split over processes (= egeunet-train)":
+        model, opt, loss_fn = _variant("+ freed memory kept", data, batch)[3]
+        return _split_step(data, batch, model, opt, loss_fn, 2, torch.get_num_threads()), model, torch.channels_last
     # the plain set-ups, then the levers one by one (cumulative, in LEVER_ORDER)
     levers = set(LEVER_ORDER[: LEVER_ORDER.index(name) + 1] if name in LEVER_ORDER else [])
     whole = name in COMPILED
@@ -191,7 +203,16 @@ def _variant(name: str, data: _Data, batch: int):
         return lambda: training_step(net, opt, *data.per_sample_batch(batch)), net, memory_format
     compiled_batch = "+ batch normalisation as one compiled kernel" in levers
     return (lambda: training_step(net, opt, *data.in_memory_batch(batch, memory_format, compiled_batch), loss_fn),
-            net, memory_format)
+            net, memory_format, (model, opt, loss_fn))
+
+
+def _split_step(data: _Data, batch: int, model, opt, loss_fn, processes: int, threads: int):
+    """The step as egeunet-train runs it with --processes: each batch split over ``processes``
+    processes sharing ``threads`` threads (egeunet.split_step), the same draws as ``in_memory_batch``."""
+    per_process = max(1, threads // processes)  # (--threads 1 with the lever rows: two processes of one)
+    torch.set_num_threads(per_process)
+    split = SplitStep(model, opt, loss_fn, data.images, data.masks, data.pre, processes, per_process)
+    return lambda: split.step(data.next_indices(batch), random_affines(batch, data.gen))
 
 
 MAIN = ["reference eager", "eager NCHW", "egeunet-train"]
@@ -199,9 +220,10 @@ LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ loss maps re
                "+ LayerNorms as direct compiled kernels", "+ compiled loss", "+ GroupNorm + max-pool backward at pooled resolution",
                "+ dilated depthwise conv backward written out", "+ loss-map resize backward as banded gathers",
                "+ GHPA weight maps as compiled kernel pairs", "+ batch normalisation as one compiled kernel",
-               "+ AdamW over one flat buffer", "+ freed memory kept (= egeunet-train)"]
+               "+ AdamW over one flat buffer", "+ freed memory kept",
+               "+ each step's batch split over processes (= egeunet-train)"]
 COMPILED = ["channels_last, torch.compile(whole model)"]
-KEEPS_FREED_MEMORY = {"egeunet-train", "+ freed memory kept (= egeunet-train)"}  # as egeunet.train.train does
+KEEPS_FREED_MEMORY = {"egeunet-train", "+ freed memory kept", "+ each step's batch split over processes (= egeunet-train)"}  # as egeunet.train.train does
 
 
 def _worker(conn, name: str, threads: int, batch: int, size: int, root: str, n_images: int, warmup: int) -> None:
@@ -213,7 +235,7 @@ def _worker(conn, name: str, threads: int, batch: int, size: int, root: str, n_i
         conn.send(("imported",))
         conn.recv()  # set-ups (and their compiling) run one at a time, so first-step times are clean
         dataset = _Data(SegmentationFolder(root), n_images, size)
-        step, net, mf = _variant(name, dataset, batch)
+        step, net, mf = _variant(name, dataset, batch)[:3]
         # same mathematics: every variant's loss on one fixed batch, before any update
         x, y = dataset.in_memory_batch(batch)
         dataset.cursor = 0
@@ -243,7 +265,8 @@ class _Variants:
         self.conns, self.procs = {}, []
         for name in names:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, name), kwargs=kwargs, daemon=True)
+            # not daemonic: a variant may start processes of its own (the split step); close() ends them
+            proc = ctx.Process(target=_worker, args=(child, name), kwargs=kwargs)
             proc.start()
             self.conns[name] = parent
             self.procs.append(proc)
