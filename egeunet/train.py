@@ -14,9 +14,10 @@ Changes from the official code, and why:
 - augmentation runs on whole batches in torch (no per-sample PIL work), on images decoded
   once into memory; the step runs channels_last with compiled LayerNorms (direct inductor
   kernels, ``egeunet.model.fast_norms``), GHPA weight maps (``fast_maps``) and loss, fused
-  AdamW over one flat buffer (``egeunet.flat_adamw``), and glibc keeps freed buffers instead of faulting them in again each step
-  (``egeunet.host_memory``); the same mathematics, ~2.3x the images/s
-  (``python -m egeunet.benchmarks.train_throughput``);
+  AdamW over one flat buffer (``egeunet.flat_adamw``), glibc keeps freed buffers instead of
+  faulting them in again each step (``egeunet.host_memory``), and each step's batch is split
+  over two processes of one thread (``egeunet.split_step``); the same mathematics, 2.6-2.9x the
+  images/s (``python -m egeunet.benchmarks.train_throughput``);
 - ``--device cuda`` replays the whole step as a CUDA graph (``egeunet.graphed_step``), with
   full float32 convolutions (TF32 off), the same mathematics again;
 - the best checkpoint is chosen by Dice on the val split, never on test (the official code
@@ -381,7 +382,7 @@ def train(cfg: TrainConfig) -> dict:
     model, optimizer, loss_fn = build_model_and_optimizer(cfg.lr, cfg.weight_decay, cfg.compiled_kernels, cfg.norms,
                                                           cfg.device)
     if cfg.compiled_kernels and not cuda:
-        log.info("[train] the first step compiles the training kernels: ~1.5 min on a cold cache, seconds once "
+        log.info("[train] the first step compiles the training kernels: ~2 min on a cold cache, seconds once "
                  "they are kept in %s", kernel_cache_dir())
     start_epoch, best_dice, log_rows = 0, -1.0, []
     provenance = {"data_root": str(Path(cfg.data).resolve()), "data_fingerprint": folder.fingerprint(),
