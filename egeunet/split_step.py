@@ -28,6 +28,7 @@ shared weights. The training images are shared too (``share_memory_``), not copi
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import traceback
 import weakref
 
@@ -45,6 +46,8 @@ def _helper(conn, flat: torch.Tensor, grad: torch.Tensor, images: torch.Tensor, 
             pre: Preprocessing, threads: int, compiled: bool, norms: str) -> None:
     """A helper process: the same model on the shared weights; per message, forward and backward
     of its share of the batch, its gradient left in ``grad``, its loss sent back."""
+    # Ctrl-C reaches the whole process group: the main process decides, and ends this one
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         from egeunet.host_memory import keep_freed_memory
         from egeunet.train import build_model_and_optimizer, training_batch
@@ -89,7 +92,11 @@ class SplitStep:
     """``step(idx, theta)``: one training step (forward, loss, backward, AdamW) of the batch
     ``idx`` with affine draws ``theta``, split over ``processes`` processes of ``threads``
     threads each; returns the batch's loss. The calling process is the first of them and must
-    already run with ``threads`` threads. ``close()`` ends the helpers (also at exit)."""
+    already run with ``threads`` threads. ``close()`` ends the helpers (also at exit).
+
+    The helpers are started with multiprocessing's "spawn": a script that makes a split step (or
+    calls ``egeunet.train.train`` with it) must do so under ``if __name__ == "__main__":``, as
+    for any spawned process."""
 
     def __init__(self, model: torch.nn.Module, optimizer: FlatAdamW, loss_fn, images: torch.Tensor,
                  masks: torch.Tensor, pre: Preprocessing, processes: int, threads: int, compiled: bool = True,

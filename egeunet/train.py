@@ -323,7 +323,10 @@ def train(cfg: TrainConfig) -> dict:
     """Train, validating on the val split every epoch; returns a summary dict.
 
     On CPU this sets glibc's allocator to keep freed memory (``egeunet.host_memory``): a
-    process-wide setting that stays after ``train`` returns (the process keeps its peak memory)."""
+    process-wide setting that stays after ``train`` returns (the process keeps its peak memory).
+    With ``processes`` > 1 (the default with >= 2 threads) each step is split over helper
+    processes started with multiprocessing's "spawn" (``egeunet.split_step``): a script that
+    calls ``train`` must do so under ``if __name__ == "__main__":``."""
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError(f"epochs and batch size must be >= 1 (got {cfg.epochs}, {cfg.batch_size})")
     # 0 would silently mean "no limit" (or, for stop_after_epoch, end before the first epoch)
@@ -502,6 +505,7 @@ def train(cfg: TrainConfig) -> dict:
     finally:
         if split is not None:
             split.close()
+            torch.set_num_threads(threads)  # the caller's process keeps its thread count
     summary.update({"best": str(best_path), "last": str(last_path), "log": str(log_csv)})
     atomic_write_json(out / "summary.json", summary)
     return summary
