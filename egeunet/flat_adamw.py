@@ -3,15 +3,17 @@
 EGE-UNet has 53,374 parameters in 314 tensors. PyTorch's fused AdamW runs one kernel for all
 of them, but its Python side still walks the 314 tensors every step (grouping them, one step
 counter each, a ``zero_grad`` that drops 314 gradients that autograd then allocates again):
-~2.9 ms of a ~100 ms CPU step went to ``optimizer.step`` + ``zero_grad`` for 0.6 ms of
-arithmetic (``torch.profiler``, docs/experiments/2026-11-27/flat_adamw.py).
+~3.5 ms of a ~100 ms CPU step went to ``optimizer.step`` + ``zero_grad``, against 0.44 ms
+for this class (``torch.profiler``; whole steps 1.028x, docs/experiments/2026-11-27/flat_adamw.py).
 
 Here every parameter, gradient and moment is a view into one of four flat buffers, laid out
 with each parameter's own strides (channels_last convolutions stay channels_last). Autograd
 accumulates each gradient in place into its view, ``zero_grad`` is one fill, and the step is
-one fused AdamW call on one tensor. AdamW is element-wise, so the update is the same as
-``torch.optim.AdamW(model.parameters(), fused=True)``'s, bit for bit (tested), and the state
-dict has the same per-parameter form, so optimizer states saved by either load in the other.
+one fused AdamW call on one tensor. AdamW is element-wise, so the update is
+``torch.optim.AdamW(model.parameters(), fused=True)``'s: the first one to the bit, later ones to
+float rounding (the fused kernel's vector and scalar loops round a tensor's last elements
+differently; tested). The state dict has the same per-parameter form, so optimizer states saved
+by either load in the other.
 """
 
 from __future__ import annotations
