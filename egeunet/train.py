@@ -432,11 +432,19 @@ def train(cfg: TrainConfig) -> dict:
     summary: dict = {}
     split: SplitStep | None = None
     if processes > 1:
-        log.info("[train] each step's batch is split over %d processes of %d thread(s) (--processes 1: one process "
-                 "of %d threads; same mathematics)", processes, threads // processes, threads)
-        torch.set_num_threads(threads // processes)
-        split = SplitStep(model, optimizer, loss_fn, images, masks, pre, processes, threads // processes,
-                          cfg.compiled_kernels, cfg.norms)
+        try:
+            split = SplitStep(model, optimizer, loss_fn, images, masks, pre, processes, threads // processes,
+                              cfg.compiled_kernels, cfg.norms)
+        except (RuntimeError, OSError) as e:  # e.g. a container's small /dev/shm cannot hold the images
+            lines = str(e).strip().splitlines() or [type(e).__name__]
+            cause = lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"  # a helper's: its last line
+            log.warning("[train] could not start the split step's helper processes (%s); training in one "
+                        "process of %d threads instead (same results, ~10 %% slower; in a container, a larger "
+                        "shared memory such as docker run --shm-size=1g allows the split)", cause, threads)
+        else:
+            log.info("[train] each step's batch is split over %d processes of %d thread(s) (--processes 1: one "
+                     "process of %d threads; same mathematics)", processes, threads // processes, threads)
+            torch.set_num_threads(threads // processes)
     try:
         for epoch in range(start_epoch + 1, last_epoch + 1):
             # Seeding per epoch makes a resumed run draw the same batches as an uninterrupted one.

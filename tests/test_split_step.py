@@ -68,3 +68,21 @@ def test_split_step_refuses_what_it_cannot_split(isic_arrays):
     plain = torch.optim.AdamW(model.parameters())
     with pytest.raises(TypeError, match="FlatAdamW"):
         SplitStep(model, plain, loss_fn, images, masks, pre, 2, 1)
+
+
+def test_trainer_trains_in_one_process_when_memory_cannot_be_shared(isic_root, tmp_path, monkeypatch, caplog):
+    """A container's small /dev/shm cannot hold the images: the run goes on unsplit, and says why."""
+    from egeunet.train import TrainConfig, train
+
+    def no_space(self):
+        raise RuntimeError("unable to write to file </torch_1_2>: No space left on device (28)")
+
+    monkeypatch.setattr(torch.Tensor, "share_memory_", no_space)
+    cfg = TrainConfig(data=str(isic_root), out=str(tmp_path / "o"), epochs=1, limit_train=4, limit_val=2, threads=2,
+                      compiled_kernels=False, progress=False)
+    with caplog.at_level("INFO", logger="egeunet.train"):
+        summary = train(cfg)
+    assert summary["epoch"] == 1
+    assert "could not start the split step's helper processes (unable to write to file" in caplog.text
+    assert "--shm-size" in caplog.text and "is split over" not in caplog.text
+    assert torch.get_num_threads() == 2
