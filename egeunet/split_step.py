@@ -42,6 +42,18 @@ class HelperProcessError(RuntimeError):
     """A helper process of the split training step failed or ended."""
 
 
+def _share_loss(model, optimizer: FlatAdamW, loss_fn, images, masks, pre, idx, theta, compiled: bool) -> float:
+    """Forward and backward of one share of the batch (every process's part of a step): its
+    loss, its gradient left in ``optimizer.flat_gradients``."""
+    from egeunet.train import training_batch  # here: egeunet.train imports this module
+
+    x, y = training_batch(images, masks, idx, pre, None, theta, compiled)
+    loss = loss_fn(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    return loss.item()
+
+
 def _helper(conn, flat: torch.Tensor, grad: torch.Tensor, images: torch.Tensor, masks: torch.Tensor,
             pre: Preprocessing, threads: int, compiled: bool, norms: str) -> None:
     """A helper process: the same model on the shared weights; per message, forward and backward
@@ -50,7 +62,7 @@ def _helper(conn, flat: torch.Tensor, grad: torch.Tensor, images: torch.Tensor, 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         from egeunet.host_memory import keep_freed_memory
-        from egeunet.train import build_model_and_optimizer, training_batch
+        from egeunet.train import build_model_and_optimizer
 
         torch.set_num_threads(threads)
         keep_freed_memory()
@@ -60,11 +72,9 @@ def _helper(conn, flat: torch.Tensor, grad: torch.Tensor, images: torch.Tensor, 
         conn.send(("ready",))
         while (msg := conn.recv()) is not None:
             idx, theta = msg
-            x, y = training_batch(images, masks, torch.as_tensor(idx), pre, None, torch.from_numpy(theta), compiled)
-            loss = loss_fn(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            conn.send(("loss", loss.item()))
+            loss = _share_loss(model, optimizer, loss_fn, images, masks, pre, torch.as_tensor(idx),
+                               torch.from_numpy(theta), compiled)
+            conn.send(("loss", loss))
     except EOFError:  # the main process ended: so does this one
         pass
     except Exception:  # noqa: BLE001 - reported by the main process, which raises it
@@ -151,11 +161,8 @@ class SplitStep:
         return reply[1:]
 
     def step(self, idx: torch.Tensor, theta: torch.Tensor) -> float:
-        from egeunet.train import training_batch
-
         n = len(idx)
-        shares = [(i, t) for i, t in zip(torch.tensor_split(idx, len(self.helpers) + 1),
-                                         torch.tensor_split(theta, len(self.helpers) + 1))]
+        shares = list(zip(torch.tensor_split(idx, len(self.helpers) + 1), torch.tensor_split(theta, len(self.helpers) + 1)))
         busy = []
         for h, (i, t) in zip(self.helpers, shares[1:]):
             if len(i):
@@ -165,12 +172,9 @@ class SplitStep:
                     raise self._ended(h[0]) from None
                 busy.append((h, len(i)))
         own_idx, own_theta = shares[0]
-        x, y = training_batch(self.images, self.masks, own_idx, self.pre, None, own_theta, self.compiled)
-        loss = self.loss_fn(self.model(x), y)
-        self.optimizer.zero_grad()
-        loss.backward()
+        total = _share_loss(self.model, self.optimizer, self.loss_fn, self.images, self.masks, self.pre, own_idx,
+                            own_theta, self.compiled) * len(own_idx)
         grad = self.optimizer.flat_gradients
-        total = loss.item() * len(own_idx)
         grad.mul_(len(own_idx) / n)
         for h, k in busy:
             total += self._receive(h, "loss")[0] * k

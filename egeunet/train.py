@@ -463,16 +463,16 @@ def train(cfg: TrainConfig) -> dict:
             bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", cfg.progress)
             for b, (idx, theta) in enumerate(zip(batches, thetas)):
                 set_lr(optimizer, cosine_lr((epoch - 1) * steps_per_epoch + b, total_steps, cfg.lr, cfg.min_lr))
-                if split is not None:
+                if split is not None:  # each process builds its own share of the batch
                     loss = split.step(idx, theta)
-                elif not (cuda and cfg.cuda_graphs):
-                    x, y = training_batch(images, masks, idx, pre, gen, theta, cfg.compiled_kernels)
-                    loss = _eager_step(model, optimizer, x, y, loss_fn)
                 else:
                     x, y = training_batch(images, masks, idx, pre, gen, theta, cfg.compiled_kernels)
-                    if graphed is None:
-                        graphed = GraphedTrainingStep(model, optimizer, loss_fn, tuple(x.shape), tuple(y.shape))
-                    loss = graphed(x, y)  # replayed; a smaller last batch runs eagerly
+                    if not (cuda and cfg.cuda_graphs):
+                        loss = _eager_step(model, optimizer, x, y, loss_fn)
+                    else:
+                        if graphed is None:
+                            graphed = GraphedTrainingStep(model, optimizer, loss_fn, tuple(x.shape), tuple(y.shape))
+                        loss = graphed(x, y)  # replayed; a smaller last batch runs eagerly
                 running += loss * len(idx)
                 seen += len(idx)
                 if bar is not None:

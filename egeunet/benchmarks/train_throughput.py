@@ -170,9 +170,6 @@ def _variant(name: str, data: _Data, batch: int):
             return _split_step(data, batch, model, opt, loss_fn, processes, threads), model, torch.channels_last
         return (lambda: training_step(model, opt, *data.in_memory_batch(batch, torch.channels_last, True), loss_fn),
                 model, torch.channels_last)
-    if name == "+ each step's batch split over processes (= egeunet-train)":
-        model, opt, loss_fn = _variant("+ freed memory kept", data, batch)[3]
-        return _split_step(data, batch, model, opt, loss_fn, 2, torch.get_num_threads()), model, torch.channels_last
     # the plain set-ups, then the levers one by one (cumulative, in LEVER_ORDER)
     levers = set(LEVER_ORDER[: LEVER_ORDER.index(name) + 1] if name in LEVER_ORDER else [])
     whole = name in COMPILED
@@ -201,9 +198,11 @@ def _variant(name: str, data: _Data, batch: int):
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=("+ fused AdamW" in levers) or None)
     if name == "reference eager":
         return lambda: training_step(net, opt, *data.per_sample_batch(batch)), net, memory_format
+    if SPLIT_LEVER in levers:
+        return _split_step(data, batch, model, opt, loss_fn, 2, torch.get_num_threads()), net, memory_format
     compiled_batch = "+ batch normalisation as one compiled kernel" in levers
     return (lambda: training_step(net, opt, *data.in_memory_batch(batch, memory_format, compiled_batch), loss_fn),
-            net, memory_format, (model, opt, loss_fn))
+            net, memory_format)
 
 
 def _split_step(data: _Data, batch: int, model, opt, loss_fn, processes: int, threads: int):
@@ -216,14 +215,14 @@ def _split_step(data: _Data, batch: int, model, opt, loss_fn, processes: int, th
 
 
 MAIN = ["reference eager", "eager NCHW", "egeunet-train"]
+SPLIT_LEVER = "+ each step's batch split over processes (= egeunet-train)"
 LEVER_ORDER = ["eager NCHW", "+ channels_last", "+ fused AdamW", "+ loss maps resized with a matrix backward",
                "+ LayerNorms as direct compiled kernels", "+ compiled loss", "+ GroupNorm + max-pool backward at pooled resolution",
                "+ dilated depthwise conv backward written out", "+ loss-map resize backward as banded gathers",
                "+ GHPA weight maps as compiled kernel pairs", "+ batch normalisation as one compiled kernel",
-               "+ AdamW over one flat buffer", "+ freed memory kept",
-               "+ each step's batch split over processes (= egeunet-train)"]
+               "+ AdamW over one flat buffer", "+ freed memory kept", SPLIT_LEVER]
 COMPILED = ["channels_last, torch.compile(whole model)"]
-KEEPS_FREED_MEMORY = {"egeunet-train", "+ freed memory kept", "+ each step's batch split over processes (= egeunet-train)"}  # as egeunet.train.train does
+KEEPS_FREED_MEMORY = {"egeunet-train", "+ freed memory kept", SPLIT_LEVER}  # as egeunet.train.train does
 
 
 def _worker(conn, name: str, threads: int, batch: int, size: int, root: str, n_images: int, warmup: int) -> None:
@@ -235,7 +234,7 @@ def _worker(conn, name: str, threads: int, batch: int, size: int, root: str, n_i
         conn.send(("imported",))
         conn.recv()  # set-ups (and their compiling) run one at a time, so first-step times are clean
         dataset = _Data(SegmentationFolder(root), n_images, size)
-        step, net, mf = _variant(name, dataset, batch)[:3]
+        step, net, mf = _variant(name, dataset, batch)
         # same mathematics: every variant's loss on one fixed batch, before any update
         x, y = dataset.in_memory_batch(batch)
         dataset.cursor = 0
