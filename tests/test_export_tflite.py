@@ -219,6 +219,37 @@ def test_nhwc_graph_follows_every_config(overrides):
     assert np.abs(got - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
 
 
+def test_nhwc_graph_pools_before_the_group_norm_affine_whatever_its_sign():
+    """The encoder's GroupNorm affine runs after the max-pool, which commutes with it only for
+    scales >= 0: channels with a negative weight (mixed with positive ones in one group, and
+    a whole negative group) are negated first. The bridges' conv-computed LayerNorms run on
+    the 64x64 map, the MEAN-based ones below it; all within float rounding of PyTorch."""
+    import torch
+
+    from egeunet.export.tf_graph import CONV_NORM_MIN_HW, TFEGEUNet
+    from egeunet.model import egeunet
+    from egeunet.preprocess import Preprocessing
+
+    torch.manual_seed(1)
+    model = egeunet().eval()
+    with torch.no_grad():
+        for gn in model.encoder_norms:
+            gn.weight.copy_(torch.linspace(-1.5, 1.2, gn.num_channels)[torch.randperm(gn.num_channels)])
+            gn.weight[: gn.num_channels // 4] = -gn.weight[: gn.num_channels // 4].abs()  # group 0 all negative
+            gn.bias.uniform_(-0.5, 0.5)
+    assert all((gn.weight < 0).any() and (gn.weight > 0).any() for gn in model.encoder_norms)
+    pre = Preprocessing(size=128, mean=(181.0, 146.0, 133.0), std=(38.0, 43.0, 46.0))
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 128, 128, 3)).astype(np.float32)
+    x = torch.from_numpy((pixels - np.array(pre.mean, np.float32)) / np.array(pre.std, np.float32)).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        ref = model(x)[:, 0].numpy()
+    graph = TFEGEUNet(model, pre)
+    got = np.concatenate([graph(p[None]).numpy()[..., 0] for p in pixels])
+    assert np.abs(got - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
+    # gab4 (the 64x64 skip of a 128x128 input) took the conv path: its two centring matrices
+    assert CONV_NORM_MIN_HW == 64 and any(w.shape == (20, 1, 1, 17) for w in graph.norm_weights)
+
+
 def test_nhwc_graph_of_the_batchnorm_variant_folds_norms_and_matches_pytorch():
     """EGE-UNet-BN: every BatchNorm folded or reduced to MUL/ADD, same function as PyTorch."""
     import torch

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from egeunet.export.tflite_export import FULL_INT8_FLOAT_OPS, op_counts
+from egeunet.export.tflite_export import FULL_INT8_FLOAT_OPS, FULL_INT8_GRAPH, op_counts
 
 OP_TYPES = ("MEAN", "MUL", "ADD", "SUB", "CONV_2D", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR", "CONCATENATION")
 
@@ -71,7 +71,7 @@ def run(data=None, n_test: int = 64, n_calib: int = 100, timing_runs: int = 20, 
     test = folder.load_split("test", pre.size, n_test)
     calib = folder.load_split("train", pre.size, n_calib).images
     ref = reference_logits(model, test.images, pre)
-    graph = TFEGEUNet(model, pre)
+    graph = TFEGEUNet(model, pre, **FULL_INT8_GRAPH)  # the int8-full export's graph
     calibrated = tc.calibrate(graph, calib)
     outputs = tc.op_outputs(calibrated)  # (op, output tensor) of every op, read once
     scopes = sorted({tc.block_of(name) for _, name in outputs},

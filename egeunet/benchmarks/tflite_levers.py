@@ -147,16 +147,18 @@ def _store_float16(src: Path, dst: Path, min_elements: int = 256) -> None:
 
 def weight_storage() -> str:
     from egeunet.export import tflite_convert as tc
-    from egeunet.export.tflite_compact import compact, float_weights_to_int8
+    from egeunet.export.tflite_compact import compact, float_weights_to_int8, restore_float_weights
 
     model, pre, TFEGEUNet, images, ref = _setup()
     with tempfile.TemporaryDirectory() as tmp:
         raw, f32, f16, i8 = (Path(tmp) / f"{n}.tflite" for n in ("raw", "f32", "f16", "i8"))
-        raw.write_bytes(tc.dynamic_range_model(TFEGEUNet(model, pre)))
+        graph = TFEGEUNet(model, pre)
+        raw.write_bytes(tc.dynamic_range_model(graph))
         compact(raw, f32)
+        restore_float_weights(f32, f32, graph.norm_weights)  # as the export: norm statistics exact
         _store_float16(f32, f16)
         compact(f16, f16)
-        float_weights_to_int8(f32, i8)
+        float_weights_to_int8(f32, i8, keep=graph.norm_weights)
         files = {"kept float32 (TensorFlow's dynamic range)": f32, "stored float16 + DEQUANTIZE": f16,
                  "stored int8 + DEQUANTIZE (the export)": i8}
         ms = interleaved_p50(files)
@@ -227,11 +229,11 @@ def percentile() -> str:
     from egeunet.data import resolve_data_root
     from egeunet.export import calibration
     from egeunet.export import tflite_convert as tc
-    from egeunet.export.tflite_export import FULL_INT8_FLOAT_OPS
+    from egeunet.export.tflite_export import FULL_INT8_FLOAT_OPS, FULL_INT8_GRAPH
     from egeunet.preprocess import resize_image
 
     model, pre, TFEGEUNet, images, ref = _setup(128)
-    g = TFEGEUNet(model, pre)
+    g = TFEGEUNet(model, pre, **FULL_INT8_GRAPH)
     rows = []
     for n in (200, 100):
         calib, _ = calibration.calibration_images(None, n, pre.size, resolve_data_root(None))

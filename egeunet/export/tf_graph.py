@@ -10,6 +10,15 @@ larger and slower than the fp32 one. Written here by hand, in the layout TFLite 
   GroupNorm's per-channel scale multiplies the small statistics, not the feature map;
 - GroupNorm's group statistics come from a 1x1 conv of the per-channel statistics (no
   reshapes), with eps in that conv's bias;
+- an encoder GroupNorm's affine runs after the 2x2 max-pool, on a quarter of the pixels:
+  max-pooling commutes with ``x * scale + shift`` where the scale is >= 0, and channels
+  whose scale is negative are negated first (signs folded into the group-mean matrix);
+- the bridges' LayerNorms on maps of 64x64 and more (``CONV_NORM_MIN_HW``) are 1x1 convs:
+  one conv centres all four groups at once (it also orders and copies the concatenated
+  channels, so there is no split or concat), one gives each channel its group's variance,
+  instead of a MEAN over 5-17 channels per group. XNNPACK's GEMM is far faster on these
+  maps than its reduction over a short innermost axis; on smaller maps the C x C matrices
+  would cost more bytes than they save time (measured: ``docs/experiments/2026-11-27b``);
 - spatial means over maps larger than 32x32 are two MEANs (rows, then columns): one MEAN over
   65,536 values loses float32 accuracy that PyTorch's kernels keep (see ``spatial_mean``);
 - the normalisation of pixels is the graph's first two ops, so every file takes pixels;
@@ -33,6 +42,9 @@ from egeunet.model.deploy import ONE_MEAN_MAX_PIXELS
 from egeunet.model.egeunet import GAB, GHPA, EGEUNet, LayerNorm2d
 from egeunet.preprocess import Preprocessing
 
+# Bridges on maps at least this wide compute their LayerNorm statistics with 1x1 convs.
+CONV_NORM_MIN_HW = 64
+
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float32)
@@ -41,7 +53,11 @@ def _np(t: torch.Tensor) -> np.ndarray:
 class TFEGEUNet:
     """Callable TF graph ``pixels (1, S, S, 3) float32 in 0..255 -> logits (1, S, S, 1)``."""
 
-    def __init__(self, model: EGEUNet, pre: Preprocessing, output: str = "logits") -> None:
+    def __init__(self, model: EGEUNet, pre: Preprocessing, output: str = "logits",
+                 conv_norm_min_hw: int | None = CONV_NORM_MIN_HW, pool_before_norm_affine: bool = True) -> None:
+        """``conv_norm_min_hw``: bridges on maps at least this wide get 1x1-conv LayerNorm
+        statistics (None: none do); ``pool_before_norm_affine``: encoder GroupNorm affines after
+        the max-pool. Both default on; the full-integer export turns them off (measured)."""
         from egeunet.native_logs import import_tensorflow
 
         tf = import_tensorflow()
@@ -50,9 +66,15 @@ class TFEGEUNet:
         self.model = model.eval()
         self.size = pre.size
         self.output = output
+        self.conv_norm_min_hw = conv_norm_min_hw
+        self.pool_before_norm_affine = pool_before_norm_affine
         self.mean = np.asarray(pre.mean, np.float32).reshape(1, 1, 1, 3)
         self.inv_std = (1.0 / np.asarray(pre.std, np.float64)).astype(np.float32).reshape(1, 1, 1, 3)
         self._ghpa_maps: dict[tuple[int, int], tuple] = {}
+        # 1x1 conv weights that compute a norm's statistics, in TFLite's (O, 1, 1, I) layout.
+        # Quantized files keep them float32 and exact (``tflite_compact.keep_float``): int8
+        # would put the normalisation arithmetic itself in int8, which costs accuracy.
+        self.norm_weights: list[np.ndarray] = []
 
     # ---- constants -------------------------------------------------------------------
     def ghpa_maps(self, block: GHPA, hw: int) -> tuple:
@@ -101,6 +123,15 @@ class TFEGEUNet:
             raise ValueError(f"unsupported grouped conv (groups={conv.groups})")
         return y if b is None else tf.nn.bias_add(y, b)
 
+    def norm_conv(self, x, matrix: np.ndarray, bias: np.ndarray | None = None):
+        """A 1x1 conv computing norm statistics: ``x @ matrix`` per pixel (``matrix`` is
+        (in, out)); recorded in ``norm_weights``."""
+        tf = self.tf
+        w = np.asarray(matrix, np.float64).astype(np.float32)
+        self.norm_weights.append(np.ascontiguousarray(w.T[:, None, None, :]))
+        y = tf.nn.conv2d(x, w[None, None], 1, "VALID")
+        return y if bias is None else tf.nn.bias_add(y, np.asarray(bias, np.float32))
+
     def layer_norm(self, x, norm: LayerNorm2d, affine: bool = True):
         """LayerNorm over channels (the last axis in NHWC)."""
         tf = self.tf
@@ -117,12 +148,32 @@ class TFEGEUNet:
         c, g = gn.num_channels, gn.num_groups
         group = np.arange(c) // (c // g)
         avg = ((group[:, None] == group[None, :]) / (c // g)).astype(np.float32)[None, None]  # 1,1,C,C
-        mean = tf.nn.conv2d(self.spatial_mean(x), avg, 1, "VALID")
+        mean = self.norm_conv(self.spatial_mean(x), avg[0, 0])
         centred = x - mean
-        var = tf.nn.bias_add(tf.nn.conv2d(self.spatial_mean(centred * centred), avg, 1, "VALID"),
-                             np.full(c, gn.eps, np.float32))
+        var = self.norm_conv(self.spatial_mean(centred * centred), avg[0, 0], np.full(c, gn.eps))
         scale = tf.math.rsqrt(var) * _np(gn.weight)
         return centred * scale + _np(gn.bias)
+
+    def group_norm_max_pool(self, x, gn: torch.nn.GroupNorm):
+        """``max_pool2d(GroupNorm(x), 2, 2)`` with the affine after the pool, on a quarter of
+        the pixels. Pooling commutes with ``x * scale + shift`` only where scale >= 0, so the
+        channels whose GroupNorm weight is negative are negated first: their statistics then
+        flip sign, which the group-mean matrix absorbs (entries sign_i * sign_j / group), and
+        their scale becomes |weight| * rsqrt(var)."""
+        tf = self.tf
+        c, g = gn.num_channels, gn.num_groups
+        weight = _np(gn.weight)
+        sign = np.where(weight < 0, -1.0, 1.0)
+        group = np.arange(c) // (c // g)
+        avg = (group[:, None] == group[None, :]) / (c // g)
+        if (sign < 0).any():
+            x = x * sign.astype(np.float32)
+        shift = self.norm_conv(self.spatial_mean(x), avg * sign[:, None] * sign[None, :])  # sign_c * group mean
+        centred = x - shift
+        var = self.norm_conv(self.spatial_mean(centred * centred), avg, np.full(c, gn.eps))
+        scale = tf.math.rsqrt(var) * np.abs(weight)
+        # (max_pool(x) - shift) * scale + bias, with the (1,1,1,C) terms combined first
+        return tf.nn.max_pool2d(x, 2, 2, "VALID") * scale + (_np(gn.bias) - shift * scale)
 
     def spatial_mean(self, x):
         """Per-channel mean over H and W as two reductions (rows, then the row means). One MEAN
@@ -191,6 +242,9 @@ class TFEGEUNet:
     def gab(self, x_high, x_low, mask, block: GAB):
         tf = self.tf
         x_high = self.resize(self.conv(x_high, block.pre_project), int(x_low.shape[1]))
+        if isinstance(block.groups[0][0], LayerNorm2d) and self.conv_norm_min_hw is not None \
+                and int(x_low.shape[1]) >= self.conv_norm_min_hw:
+            return self.gab_conv_norms(x_high, x_low, mask, block)
         highs, lows = tf.split(x_high, len(block.groups), -1), tf.split(x_low, len(block.groups), -1)
         extra = [mask] if mask is not None else []
         if isinstance(block.groups[0][0], torch.nn.BatchNorm2d):
@@ -210,6 +264,40 @@ class TFEGEUNet:
         y = self.layer_norm(tf.concat(fused, -1), tail_norm, affine=False)
         return self.conv(y, tail_conv, _np(tail_norm.weight), _np(tail_norm.bias))
 
+    def gab_conv_norms(self, x_high, x_low, mask, block: GAB):
+        """GAB with its LayerNorm statistics as 1x1 convs (large maps; see the module doc).
+
+        The bridge normalises four groups ``[high_g | low_g | mask]``. Here the input is one
+        concat ``[high | low | mask]``; a single conv with matrix ``P (I - A)`` (P: place each
+        channel in its group's order, the mask copied into every group; A: each channel's
+        group mean) gives all groups' centred values, and ``A`` as a conv with eps as its bias
+        gives each channel its group's variance. The tail LayerNorm (no affine: it folds into
+        the last conv) is centred by ``I - 1/C`` and its variance is a conv to one channel."""
+        tf = self.tf
+        n = len(block.groups)
+        ch, cl, extra = int(x_high.shape[-1]) // n, int(x_low.shape[-1]) // n, int(mask is not None)
+        group = ch + cl + extra
+        c = n * group
+        src = []  # input channel of each output channel, group by group
+        for g in range(n):
+            src += [g * ch + j for j in range(ch)] + [n * ch + g * cl + j for j in range(cl)]
+            src += [n * (ch + cl)] if extra else []
+        place = np.zeros((n * (ch + cl) + extra, c))
+        place[src, np.arange(c)] = 1.0
+        gid = np.arange(c) // group
+        mean_of_group = (gid[:, None] == gid[None, :]) / group
+        norms = [g[0] for g in block.groups]
+        centred = self.norm_conv(tf.concat([x_high, x_low] + ([mask] if extra else []), -1),
+                                 place @ (np.eye(c) - mean_of_group))
+        var = self.norm_conv(centred * centred, mean_of_group, np.repeat([nm.eps for nm in norms], group))
+        y = centred * tf.math.rsqrt(var)
+        y = y * np.concatenate([_np(nm.weight) for nm in norms]) + np.concatenate([_np(nm.bias) for nm in norms])
+        fused = tf.concat([self.conv(part, g[1]) for part, g in zip(tf.split(y, n, -1), block.groups)], -1)
+        tail_norm, tail_conv = block.tail_conv
+        z = self.norm_conv(fused, np.eye(c) - 1.0 / c)
+        z = z * tf.math.rsqrt(self.norm_conv(z * z, np.full((c, 1), 1.0 / c), [tail_norm.eps]))
+        return self.conv(z, tail_conv, _np(tail_norm.weight), _np(tail_norm.bias))
+
     def stage(self, x, block):
         return self.ghpa(x, block) if isinstance(block, GHPA) else self.conv(x, block)
 
@@ -217,13 +305,17 @@ class TFEGEUNet:
         # Name scopes tag every op with its block ("enc2/", "gab4/", "head/"...): the int8
         # sensitivity report and the choice of what stays float work per block.
         tf, m = self.tf, self.model
+        self.norm_weights = []  # this trace's
         with tf.name_scope("input"):
             x = (pixels - self.mean) * self.inv_std
         skips, out = [], x
         for i in range(5):
             with tf.name_scope(f"enc{i}"):
-                out = self.stage_with_norm(out, m.encoder[i], m.encoder_norms[i])
-                out = self.gelu(tf.nn.max_pool2d(out, 2, 2, "VALID"))
+                if isinstance(m.encoder_norms[i], torch.nn.GroupNorm) and self.pool_before_norm_affine:
+                    out = self.group_norm_max_pool(self.stage(out, m.encoder[i]), m.encoder_norms[i])
+                else:
+                    out = tf.nn.max_pool2d(self.stage_with_norm(out, m.encoder[i], m.encoder_norms[i]), 2, 2, "VALID")
+                out = self.gelu(out)
             skips.append(out)
         with tf.name_scope("enc5"):
             deep = self.gelu(self.stage(out, m.encoder[5]))

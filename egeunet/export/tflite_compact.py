@@ -62,13 +62,33 @@ def per_channel_int8(values, axis: int):
     return q, scale.astype(np.float32)
 
 
-def add_int8_tensor(model, g, values, axis: int, name: str) -> int:
+def lattice_int8(values, axis: int):
+    """(int8 values, float32 step per channel) when every channel along ``axis`` is a small
+    integer multiple of its smallest non-zero magnitude, as the norm-statistics matrices are
+    (multiples of 1/group): stored so, they dequantize to the float32 values (to float
+    rounding) instead of to a max/127 grid. None otherwise."""
+    import numpy as np
+
+    w = np.moveaxis(np.asarray(values, np.float64), axis, -1).reshape(-1, values.shape[axis])
+    mag = np.where(w == 0, np.inf, np.abs(w))
+    step = mag.min(0)
+    step[~np.isfinite(step)] = 1.0
+    step = step.astype(np.float32).astype(np.float64)
+    q = w / step
+    if np.abs(q).max() > 127 or np.abs(q - np.round(q)).max() > 1e-4:
+        return None
+    q = np.moveaxis(np.round(q).reshape(np.moveaxis(np.asarray(values), axis, -1).shape), -1, axis)
+    return q.astype(np.int8), step.astype(np.float32)
+
+
+def add_int8_tensor(model, g, values, axis: int, name: str, exact: bool = False) -> int:
     """Append ``values`` to subgraph ``g`` of ``model`` (flatbuffer object API) as a per-channel
-    int8 constant quantized along ``axis``, with its own buffer; returns its tensor index."""
+    int8 constant quantized along ``axis``, with its own buffer; returns its tensor index.
+    ``exact``: on the values' own lattice (:func:`lattice_int8`), which must exist."""
     import numpy as np
     from tensorflow.lite.python import schema_py_generated as schema  # `model` came from TensorFlow's reader
 
-    q, scale = per_channel_int8(values, axis)
+    q, scale = lattice_int8(values, axis) if exact else per_channel_int8(values, axis)
     t = schema.TensorT()
     t.shape, t.type, t.name = list(values.shape), schema.TensorType.INT8, name.encode()
     t.quantization = schema.QuantizationParametersT()
@@ -82,7 +102,50 @@ def add_int8_tensor(model, g, values, axis: int, name: str) -> int:
     return len(g.tensors) - 1
 
 
-def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256) -> dict:
+def _matches(values, weights) -> bool:
+    """Whether float32 ``values`` are exactly one of ``weights`` (same shape and bytes)."""
+    return any(w.shape == values.shape and w.tobytes() == values.tobytes() for w in weights)
+
+
+def restore_float_weights(src: Path, dst: Path, weights) -> dict:
+    """Write ``weights`` (float32 arrays, TFLite layout) back as exact float32 where a quantizer
+    stored them per-channel int8: TensorFlow's dynamic-range quantizer takes every conv weight
+    of >= 1,024 elements, including the 1x1 convs that compute norm statistics
+    (``TFEGEUNet.norm_weights``), and would run that arithmetic in int8. A tensor matches when
+    its dequantized values are within half a quantization step of the weight. Returns
+    {"tensors": how many were restored}."""
+    import numpy as np
+
+    import_tensorflow()
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    weights = [np.asarray(w, np.float32) for w in weights]
+    model = fu.read_model(str(src))
+    n = 0
+    for g in model.subgraphs:
+        for t in g.tensors:
+            buf = model.buffers[t.buffer]
+            q = t.quantization
+            if t.type != schema.TensorType.INT8 or buf.data is None or len(buf.data) == 0 or q is None \
+                    or q.scale is None or len(t.shape) != 4:
+                continue
+            shape = tuple(int(d) for d in t.shape)
+            axis_shape = [1, 1, 1, 1]
+            axis_shape[q.quantizedDimension] = -1
+            scale = np.asarray(q.scale, np.float64).reshape(axis_shape if len(q.scale) > 1 else [1, 1, 1, 1])
+            deq = np.frombuffer(bytes(buf.data), np.int8).reshape(shape) * scale
+            for w in weights:
+                if w.shape == shape and np.abs(deq - w).max() <= 0.501 * float(np.max(q.scale)):
+                    buf.data = np.frombuffer(w.tobytes(), np.uint8)
+                    t.type, t.quantization = schema.TensorType.FLOAT32, None
+                    n += 1
+                    break
+    fu.write_model(model, str(dst))
+    return {"tensors": n}
+
+
+def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256, keep=()) -> dict:
     """Store the float32 4-D weights of ``src`` (>= ``min_elements``) as per-channel int8,
     each followed by a DEQUANTIZE op (symmetric, scale = max|w| / 127 per output channel).
 
@@ -91,7 +154,10 @@ def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256) -> dict
     larger than the fp16 one. XNNPACK keeps the graph in one partition (measured: same
     latency; float16 storage instead split it into 18). The values change by int8 rounding;
     the export's parity check measures the effect (mask IoU vs PyTorch 0.9982 -> 0.9978 on
-    64 test images). Returns {"tensors", "bytes_before", "bytes_after"}.
+    64 test images). Weights equal to one of ``keep`` (the norm statistics' matrices,
+    ``TFEGEUNet.norm_weights``) are stored on their own lattice (:func:`lattice_int8`), so
+    their dequantized values equal the float32 ones to rounding, or stay float32 where they
+    have none. Returns {"tensors", "bytes_before", "bytes_after"}.
     """
     import numpy as np
 
@@ -115,10 +181,13 @@ def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256) -> dict
             if t.type != schema.TensorType.FLOAT32 or buf.data is None or len(t.shape) != 4 \
                     or int(np.prod(t.shape)) < min_elements:
                 continue
+            values = np.frombuffer(bytes(buf.data), np.float32).reshape(t.shape)
             # channel axis: last for (1, h, w, C) maps and depthwise kernels, first for (O, kh, kw, I) kernels
             axis = 3 if t.shape[0] == 1 else 0
-            qk = add_int8_tensor(model, g, np.frombuffer(bytes(buf.data), np.float32).reshape(t.shape), axis,
-                                 f"q{k}")
+            exact = _matches(values, keep)
+            if exact and lattice_int8(values, axis) is None:
+                continue
+            qk = add_int8_tensor(model, g, values, axis, f"q{k}", exact=exact)
             buf.data, t.buffer = None, 0  # the float32 tensor is now the DEQUANTIZE output
             op = schema.OperatorT()
             op.opcodeIndex, op.inputs, op.outputs = deq, np.array([qk], np.int32), np.array([k], np.int32)

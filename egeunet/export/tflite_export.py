@@ -48,7 +48,7 @@ import torch
 from egeunet.export.calibration import synthetic_dermoscopy
 from egeunet.export.common import ExportError
 from egeunet.export.onnx_export import torch_to_onnx
-from egeunet.export.tflite_compact import compact, float_weights_to_int8
+from egeunet.export.tflite_compact import compact, float_weights_to_int8, restore_float_weights
 from egeunet.model.egeunet import EGEUNet
 from egeunet.native_logs import import_tensorflow
 from egeunet.preprocess import Preprocessing, resize_image
@@ -65,6 +65,10 @@ CONVERTERS = ("tf", "onnx2tf")
 # int8, 23 with GELU+RSQRT float, 1 with all three (same accuracy; measured by
 # egeunet.benchmarks.int8_sensitivity, table in BENCHMARKS.md)
 FULL_INT8_FLOAT_OPS = ("GELU", "RSQRT", "ADD")
+# The full-integer file's graph: encoder GroupNorm affines before the max-pool, as in PyTorch.
+# After it (the float graphs' faster form) full int8 agreed worse with PyTorch: mask IoU 0.963 ->
+# 0.936 on the 64 parity images (docs/experiments/2026-11-27b/int8_full_forms.py).
+FULL_INT8_GRAPH = {"pool_before_norm_affine": False}
 
 
 class PixelInput(torch.nn.Module):
@@ -144,7 +148,7 @@ def tf_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: 
     from egeunet.export import tflite_convert as tc
     from egeunet.export.tf_graph import TFEGEUNet
 
-    graph = TFEGEUNet(model, pre, output)
+    graph = TFEGEUNet(model, pre, output, **(FULL_INT8_GRAPH if precision == "int8-full" else {}))
     extra: dict = {"converter": "tensorflow (egeunet.export.tf_graph)"}
     if precision in ("fp32", "fp16"):
         raw = tc.float_model(graph, fp16=precision == "fp16")
@@ -153,8 +157,9 @@ def tf_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: 
         extra["quantization"] = {"scheme": "dynamic range: the convs TensorFlow's quantizer takes get int8 "
                                  "weights (per channel) and int8 arithmetic with per-inference activation "
                                  "scales; the float32 weights it leaves are stored int8 + DEQUANTIZE from 256 "
-                                 "elements up (float arithmetic); smaller weights and all other ops stay float32 "
-                                 "(counts in conv_weights)"}
+                                 "elements up (float arithmetic); the 1x1 convs that compute norm statistics run "
+                                 "in float on their exact weights (stored int8 on their own 1/group lattice); "
+                                 "smaller weights and all other ops stay float32 (counts in conv_weights)"}
     elif precision == "int8-full":
         calibrated = tc.calibrate(graph, _calibration_pixels(calib_images, pre))
         float_nodes = tc.nodes_matching(tc.op_outputs(calibrated), op_types=FULL_INT8_FLOAT_OPS)
@@ -167,8 +172,13 @@ def tf_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: 
     raw_path.write_bytes(raw)
     # the output tensor is named after what it holds, as in the ONNX and Core ML files
     extra["compaction"] = compact(raw_path, artifact, output_name=output)
-    if precision == "int8":  # the weights TensorFlow's dynamic-range quantizer leaves float32
-        extra["quantization"]["float_weights_stored_int8"] = float_weights_to_int8(artifact, artifact)
+    if precision == "int8":
+        # norm statistics stay float32 and exact; the weights TensorFlow's dynamic-range
+        # quantizer leaves float32 are stored int8
+        extra["quantization"]["norm_weights_restored"] = restore_float_weights(artifact, artifact,
+                                                                               graph.norm_weights)["tensors"]
+        extra["quantization"]["float_weights_stored_int8"] = float_weights_to_int8(artifact, artifact,
+                                                                                   keep=graph.norm_weights)
         # read from the file: most convs of this small model do not run in int8 (weights under
         # the quantizer's size floor), which "int8" alone would hide
         extra["quantization"]["conv_weights"] = conv_weight_kinds(artifact)
