@@ -21,7 +21,9 @@ larger and slower than the fp32 one. Written here by hand, in the layout TFLite 
   would cost more bytes than they save time (measured: ``docs/experiments/2026-11-27b``);
 - spatial means over maps larger than 32x32 are two MEANs (rows, then columns): one MEAN over
   65,536 values loses float32 accuracy that PyTorch's kernels keep (see ``spatial_mean``);
-- the normalisation of pixels is the graph's first two ops, so every file takes pixels;
+- the normalisation of pixels is the graph's first op, so every file takes pixels: a 1x1
+  conv (diagonal 1/std, bias -mean/std), because XNNPACK's SUB and MUL broadcasting a
+  3-channel constant are slow (0.53 ms of the first 0.91 ms at 256x256; the conv: 0.07 ms);
 - EGE-UNet-BN (``norms="batch"``): every BatchNorm is a per-channel affine at inference.
   Where a conv precedes it, it folds into that conv's output (always exact); into a conv
   that follows, only the scale folds (a shift would meet the zero padding), except for 1x1
@@ -95,6 +97,13 @@ class TFEGEUNet:
         return scale.numpy().astype(np.float32), shift.numpy().astype(np.float32)
 
     # ---- primitive layers ----------------------------------------------------------------
+    def normalise(self, pixels):
+        """``(pixels - mean) / std`` as a 1x1 conv (see the module doc for why)."""
+        tf = self.tf
+        inv = self.inv_std.reshape(3)
+        return tf.nn.bias_add(tf.nn.conv2d(pixels, np.diag(inv)[None, None], 1, "VALID"),
+                              (-self.mean.reshape(3).astype(np.float64) * inv).astype(np.float32))
+
     def conv(self, x, conv: torch.nn.Module, scale: np.ndarray | None = None, shift: np.ndarray | None = None,
              out_scale: np.ndarray | None = None, out_shift: np.ndarray | None = None):
         """nn.Conv2d (stride 1, 'same' padding), optionally applied to ``x * scale + shift``
@@ -307,7 +316,7 @@ class TFEGEUNet:
         tf, m = self.tf, self.model
         self.norm_weights = []  # this trace's
         with tf.name_scope("input"):
-            x = (pixels - self.mean) * self.inv_std
+            x = self.normalise(pixels)
         skips, out = [], x
         for i in range(5):
             with tf.name_scope(f"enc{i}"):
