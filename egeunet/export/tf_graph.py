@@ -14,9 +14,10 @@ larger and slower than the fp32 one. Written here by hand, in the layout TFLite 
   max-pooling commutes with ``x * scale + shift`` where the scale is >= 0, and channels
   whose scale is negative are negated first (signs folded into the group-mean matrix);
 - the bridges' LayerNorms on maps of 64x64 and more (``CONV_NORM_MIN_HW``) are 1x1 convs:
-  one conv centres all four groups at once (it also orders and copies the concatenated
-  channels, so there is no split or concat), one gives each channel its group's variance,
-  instead of a MEAN over 5-17 channels per group. XNNPACK's GEMM is far faster on these
+  one conv centres all four groups at once (it also puts the channels of one
+  ``[high | low | mask]`` concat in group order and copies the mask into every group, so the
+  per-group splits and concats go), one gives each channel its group's variance, instead of
+  two MEANs over 5-17 channels per group. XNNPACK's GEMM is far faster on these
   maps than its reduction over a short innermost axis; on smaller maps the C x C matrices
   would cost more bytes than they save time (measured: ``docs/experiments/2026-11-27b``);
 - spatial means over maps larger than 32x32 are two MEANs (rows, then columns): one MEAN over
@@ -74,7 +75,8 @@ class TFEGEUNet:
         self.inv_std = (1.0 / np.asarray(pre.std, np.float64)).astype(np.float32).reshape(1, 1, 1, 3)
         self._ghpa_maps: dict[tuple[int, int], tuple] = {}
         # 1x1 conv weights that compute a norm's statistics, in TFLite's (O, 1, 1, I) layout.
-        # Quantized files keep them float32 and exact (``tflite_compact.keep_float``): int8
+        # The int8 file keeps their arithmetic float and their values exact
+        # (``tflite_compact.restore_float_weights``, ``float_weights_to_int8(keep=...)``): int8
         # would put the normalisation arithmetic itself in int8, which costs accuracy.
         self.norm_weights: list[np.ndarray] = []
 
@@ -149,17 +151,22 @@ class TFEGEUNet:
         y = centred * tf.math.rsqrt(var + norm.eps)
         return y * _np(norm.weight) + _np(norm.bias) if affine else y
 
+    @staticmethod
+    def group_mean_matrix(gn: torch.nn.GroupNorm) -> np.ndarray:
+        """(C, C): column j averages the channels of channel j's group (equal groups)."""
+        c, g = gn.num_channels, gn.num_groups
+        group = np.arange(c) // (c // g)
+        return (group[:, None] == group[None, :]) / (c // g)
+
     def group_norm(self, x, gn: torch.nn.GroupNorm):
         """GroupNorm with equal groups: per-channel spatial statistics, averaged over each
         group by a 1x1 conv (eps in its bias); the affine scale multiplies the (1,1,1,C)
         statistics, so the feature map sees one multiply and one add."""
         tf = self.tf
-        c, g = gn.num_channels, gn.num_groups
-        group = np.arange(c) // (c // g)
-        avg = ((group[:, None] == group[None, :]) / (c // g)).astype(np.float32)[None, None]  # 1,1,C,C
-        mean = self.norm_conv(self.spatial_mean(x), avg[0, 0])
+        avg = self.group_mean_matrix(gn)
+        mean = self.norm_conv(self.spatial_mean(x), avg)
         centred = x - mean
-        var = self.norm_conv(self.spatial_mean(centred * centred), avg[0, 0], np.full(c, gn.eps))
+        var = self.norm_conv(self.spatial_mean(centred * centred), avg, np.full(gn.num_channels, gn.eps))
         scale = tf.math.rsqrt(var) * _np(gn.weight)
         return centred * scale + _np(gn.bias)
 
@@ -170,16 +177,14 @@ class TFEGEUNet:
         flip sign, which the group-mean matrix absorbs (entries sign_i * sign_j / group), and
         their scale becomes |weight| * rsqrt(var)."""
         tf = self.tf
-        c, g = gn.num_channels, gn.num_groups
         weight = _np(gn.weight)
         sign = np.where(weight < 0, -1.0, 1.0)
-        group = np.arange(c) // (c // g)
-        avg = (group[:, None] == group[None, :]) / (c // g)
+        avg = self.group_mean_matrix(gn)
         if (sign < 0).any():
             x = x * sign.astype(np.float32)
         shift = self.norm_conv(self.spatial_mean(x), avg * sign[:, None] * sign[None, :])  # sign_c * group mean
         centred = x - shift
-        var = self.norm_conv(self.spatial_mean(centred * centred), avg, np.full(c, gn.eps))
+        var = self.norm_conv(self.spatial_mean(centred * centred), avg, np.full(gn.num_channels, gn.eps))
         scale = tf.math.rsqrt(var) * np.abs(weight)
         # (max_pool(x) - shift) * scale + bias, with the (1,1,1,C) terms combined first
         return tf.nn.max_pool2d(x, 2, 2, "VALID") * scale + (_np(gn.bias) - shift * scale)
