@@ -58,7 +58,29 @@ def write_shared(model, dst: Path) -> None:
 
     builder = SharedVectors(1024)
     builder.written = {}
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    # small tables too: every op's options table and every tensor's quantization table is
+    # written once per distinct content (most ops share a handful of option sets)
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    shared = [c for n, c in vars(schema).items() if n.endswith("OptionsT") or n == "QuantizationParametersT"]
+    packs = {c: c.Pack for c in shared}
+
+    def pack_once(cls):
+        def pack(obj, b):
+            key = (cls, tuple((k, v.tobytes() if isinstance(v, np.ndarray) else v) for k, v in sorted(vars(obj).items())))
+            if key not in b.written:
+                b.written[key] = packs[cls](obj, b)
+            return b.written[key]
+        return pack
+
+    try:
+        for c in shared:
+            c.Pack = pack_once(c)
+        root = model.Pack(builder)
+    finally:
+        for c, pack in packs.items():
+            c.Pack = pack
+    builder.Finish(root, file_identifier=b"TFL3")
     tmp = dst.with_name(dst.name + ".part")
     tmp.write_bytes(bytes(builder.Output()))
     os.replace(tmp, dst)
@@ -190,7 +212,7 @@ def restore_float_weights(src: Path, dst: Path, weights) -> dict:
     return {"tensors": n}
 
 
-def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256, keep=()) -> dict:
+def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 64, keep=()) -> dict:
     """Store the float32 4-D weights of ``src`` (>= ``min_elements``) as per-channel int8,
     each followed by a DEQUANTIZE op (symmetric, scale = max|w| / 127 per output channel).
 
@@ -202,7 +224,11 @@ def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 256, keep=()
     64 test images). Weights equal to one of ``keep`` (the norm statistics' matrices,
     ``TFEGEUNet.norm_weights``) are stored on their own lattice (:func:`lattice_int8`), so
     their dequantized values equal the float32 ones to rounding, or stay float32 where they
-    have none. Returns {"tensors", "bytes_before", "bytes_after"}.
+    have none. The floor of 64 elements: below it a DEQUANTIZE op and its tensor cost more
+    bytes than int8 saves (2026-11-27, with shared vectors: 256 -> 64 took the file from
+    164,152 to 153,376 bytes, 16 or 1 gave 153,608 / 153,856; same latency and parity;
+    ``docs/experiments/2026-11-27b/int8_storage_floor.py``).
+    Returns {"tensors", "bytes_before", "bytes_after"}.
     """
     import numpy as np
 
