@@ -212,7 +212,8 @@ def restore_float_weights(src: Path, dst: Path, weights) -> dict:
     return {"tensors": n}
 
 
-def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 64, keep=()) -> dict:
+def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 64, min_kernel_elements: int = 256,
+                          keep=()) -> dict:
     """Store the float32 4-D weights of ``src`` (>= ``min_elements``) as per-channel int8,
     each followed by a DEQUANTIZE op (symmetric, scale = max|w| / 127 per output channel).
 
@@ -224,10 +225,12 @@ def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 64, keep=())
     64 test images). Weights equal to one of ``keep`` (the norm statistics' matrices,
     ``TFEGEUNet.norm_weights``) are stored on their own lattice (:func:`lattice_int8`), so
     their dequantized values equal the float32 ones to rounding, or stay float32 where they
-    have none. The floor of 64 elements: below it a DEQUANTIZE op and its tensor cost more
-    bytes than int8 saves (2026-11-27, with shared vectors: 256 -> 64 took the file from
-    164,152 to 153,376 bytes, 16 or 1 gave 153,608 / 153,856; same latency and parity;
-    ``docs/experiments/2026-11-27b/int8_storage_floor.py``).
+    have none. Floors: ``min_elements`` (64) for depthwise kernels and GHPA maps, whose per-channel
+    scale covers one channel; ``min_kernel_elements`` (256) for conv kernels (O, kh, kw, I), whose
+    per-output-channel scale also covers input channels that may carry very different (folded
+    norm) scales. Measured 2026-11-27 (``docs/experiments/2026-11-27b/int8_storage_floor.py``):
+    one floor of 64 for all shrank EGE-UNet's file by 12 KB at the same parity but cost
+    EGE-UNet-BN its gate (mask IoU vs PyTorch 0.992 -> 0.960, from one 8 x 20 bridge conv).
     Returns {"tensors", "bytes_before", "bytes_after"}.
     """
     import numpy as np
@@ -250,7 +253,7 @@ def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 64, keep=())
             t = g.tensors[k]
             buf = model.buffers[t.buffer]
             if t.type != schema.TensorType.FLOAT32 or buf.data is None or len(t.shape) != 4 \
-                    or int(np.prod(t.shape)) < min_elements:
+                    or int(np.prod(t.shape)) < (min_elements if t.shape[0] == 1 else min_kernel_elements):
                 continue
             values = np.frombuffer(bytes(buf.data), np.float32).reshape(t.shape)
             # channel axis: last for (1, h, w, C) maps and depthwise kernels, first for (O, kh, kw, I) kernels

@@ -156,9 +156,10 @@ def tf_to_tflite(model: EGEUNet, pre: Preprocessing, artifact: Path, precision: 
         raw = tc.dynamic_range_model(graph)
         extra["quantization"] = {"scheme": "dynamic range: the convs TensorFlow's quantizer takes get int8 "
                                  "weights (per channel) and int8 arithmetic with per-inference activation "
-                                 "scales; the float32 weights it leaves are stored int8 + DEQUANTIZE from 64 "
-                                 "elements up (float arithmetic); the 1x1 convs that compute norm statistics run "
-                                 "in float on their exact weights (stored int8 on their own 1/group lattice); "
+                                 "scales; the float32 weights it leaves are stored int8 + DEQUANTIZE (float "
+                                 "arithmetic) from 64 elements up (depthwise kernels, maps) or 256 (conv "
+                                 "kernels); the 1x1 convs that compute norm statistics run in float on their "
+                                 "exact weights (stored int8 on their own 1/group lattice); "
                                  "smaller weights and all other ops stay float32 (counts in conv_weights)"}
     elif precision == "int8-full":
         calibrated = tc.calibrate(graph, _calibration_pixels(calib_images, pre))
