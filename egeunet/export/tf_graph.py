@@ -74,7 +74,8 @@ class TFEGEUNet:
         self.mean = np.asarray(pre.mean, np.float32).reshape(1, 1, 1, 3)
         self.inv_std = (1.0 / np.asarray(pre.std, np.float64)).astype(np.float32).reshape(1, 1, 1, 3)
         self._ghpa_maps: dict[tuple[int, int], tuple] = {}
-        # 1x1 conv weights that compute a norm's statistics, in TFLite's (O, 1, 1, I) layout.
+        # 1x1 conv weights that compute norms (their statistics; EGE-UNet-BN bridges: the
+        # BatchNorm affine with the channel placement), in TFLite's (O, 1, 1, I) layout.
         # The int8 file keeps their arithmetic float and their values exact
         # (``tflite_compact.restore_float_weights``, ``float_weights_to_int8(keep=...)``): int8
         # would put the normalisation arithmetic itself in int8, which costs accuracy.
@@ -257,27 +258,58 @@ class TFEGEUNet:
     def gab(self, x_high, x_low, mask, block: GAB):
         tf = self.tf
         x_high = self.resize(self.conv(x_high, block.pre_project), int(x_low.shape[1]))
-        if isinstance(block.groups[0][0], LayerNorm2d) and self.conv_norm_min_hw is not None \
-                and int(x_low.shape[1]) >= self.conv_norm_min_hw:
-            return self.gab_conv_norms(x_high, x_low, mask, block)
-        highs, lows = tf.split(x_high, len(block.groups), -1), tf.split(x_low, len(block.groups), -1)
-        extra = [mask] if mask is not None else []
         if isinstance(block.groups[0][0], torch.nn.BatchNorm2d):
-            # all groups side by side: one MUL + ADD for the four BatchNorms, scales not
-            # folded into the dilated convs (their padding would need the shift first)
-            affines = [self.bn_affine(g[0]) for g in block.groups]
-            y = tf.concat([t for h, lo in zip(highs, lows) for t in (h, lo, *extra)], -1)
-            y = y * np.concatenate([a[0] for a in affines]) + np.concatenate([a[1] for a in affines])
-            fused = [self.conv(part, g[1]) for part, g in zip(tf.split(y, len(block.groups), -1), block.groups)]
-            tail_norm, tail_conv = block.tail_conv
-            scale, shift = self.bn_affine(tail_norm)
-            return self.conv(tf.concat(fused, -1), tail_conv, scale, shift)
+            return self.gab_bn(x_high, x_low, mask, block)
+        if self.conv_norm_min_hw is not None and int(x_low.shape[1]) >= self.conv_norm_min_hw:
+            return self.gab_conv_norms(x_high, x_low, mask, block)
+        extra = [mask] if mask is not None else []
+        highs, lows = tf.split(x_high, len(block.groups), -1), tf.split(x_low, len(block.groups), -1)
         fused = [self.conv(self.layer_norm(tf.concat([h, lo, *extra], -1), g[0]), g[1])
                  for g, h, lo in zip(block.groups, highs, lows)]
         tail_norm, tail_conv = block.tail_conv
         # the tail LayerNorm's affine folds exactly into the 1x1 conv that follows it
         y = self.layer_norm(tf.concat(fused, -1), tail_norm, affine=False)
         return self.conv(y, tail_conv, _np(tail_norm.weight), _np(tail_norm.bias))
+
+    @staticmethod
+    def group_placement(n: int, ch: int, cl: int, extra: int) -> np.ndarray:
+        """(Cin, C) 0/1 matrix from one ``[high | low | mask]`` concat (``n * ch`` + ``n * cl``
+        + ``extra`` channels) to the bridge's ``n`` groups ``[high_g | low_g | mask]`` side by
+        side, the mask copied into every group."""
+        group = ch + cl + extra
+        src = []  # input channel of each output channel, group by group
+        for g in range(n):
+            src += [g * ch + j for j in range(ch)] + [n * ch + g * cl + j for j in range(cl)]
+            src += [n * (ch + cl)] if extra else []
+        place = np.zeros((n * (ch + cl) + extra, n * group))
+        place[src, np.arange(n * group)] = 1.0
+        return place
+
+    def gab_bn(self, x_high, x_low, mask, block: GAB):
+        """GAB of EGE-UNet-BN. The groups ``[high_g | low_g | mask]`` and their BatchNorms: on
+        maps of ``conv_norm_min_hw`` and more, one 1x1 conv that places the channels of one
+        ``[high | low | mask]`` concat into groups and applies the BatchNorms (one non-zero
+        weight per output channel, the shifts as bias); on smaller maps, where that (C_in x C)
+        matrix would cost more bytes than it saves time, a concat per group and one of the
+        groups, then one MUL + ADD. Never one 12-input concat: XNNPACK does not take it (the
+        graph was 6 partitions). The scales do not fold into the dilated convs (their padding
+        would need the shift first)."""
+        tf = self.tf
+        n = len(block.groups)
+        ch, cl, extra = int(x_high.shape[-1]) // n, int(x_low.shape[-1]) // n, int(mask is not None)
+        affines = [self.bn_affine(g[0]) for g in block.groups]
+        scale, shift = np.concatenate([a[0] for a in affines]), np.concatenate([a[1] for a in affines])
+        if self.conv_norm_min_hw is not None and int(x_low.shape[1]) >= self.conv_norm_min_hw:
+            y = self.norm_conv(tf.concat([x_high, x_low] + ([mask] if extra else []), -1),
+                               self.group_placement(n, ch, cl, extra) * scale[None, :], shift)
+        else:
+            groups = [tf.concat([h, lo] + ([mask] if extra else []), -1)
+                      for h, lo in zip(tf.split(x_high, n, -1), tf.split(x_low, n, -1))]
+            y = tf.concat(groups, -1) * scale + shift
+        fused = [self.conv(part, g[1]) for part, g in zip(tf.split(y, n, -1), block.groups)]
+        tail_norm, tail_conv = block.tail_conv
+        tail_scale, tail_shift = self.bn_affine(tail_norm)
+        return self.conv(tf.concat(fused, -1), tail_conv, tail_scale, tail_shift)
 
     def gab_conv_norms(self, x_high, x_low, mask, block: GAB):
         """GAB with its LayerNorm statistics as 1x1 convs (large maps; see the module doc).
@@ -293,12 +325,7 @@ class TFEGEUNet:
         ch, cl, extra = int(x_high.shape[-1]) // n, int(x_low.shape[-1]) // n, int(mask is not None)
         group = ch + cl + extra
         c = n * group
-        src = []  # input channel of each output channel, group by group
-        for g in range(n):
-            src += [g * ch + j for j in range(ch)] + [n * ch + g * cl + j for j in range(cl)]
-            src += [n * (ch + cl)] if extra else []
-        place = np.zeros((n * (ch + cl) + extra, c))
-        place[src, np.arange(c)] = 1.0
+        place = self.group_placement(n, ch, cl, extra)
         gid = np.arange(c) // group
         mean_of_group = (gid[:, None] == gid[None, :]) / group
         norms = [g[0] for g in block.groups]
