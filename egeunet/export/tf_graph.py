@@ -71,6 +71,7 @@ class TFEGEUNet:
         self.output = output
         self.conv_norm_min_hw = conv_norm_min_hw
         self.pool_before_norm_affine = pool_before_norm_affine
+        self.xy_maps_in_graph = True
         self.mean = np.asarray(pre.mean, np.float32).reshape(1, 1, 1, 3)
         self.inv_std = (1.0 / np.asarray(pre.std, np.float64)).astype(np.float32).reshape(1, 1, 1, 3)
         self._ghpa_maps: dict[tuple[int, int], tuple] = {}
@@ -232,9 +233,24 @@ class TFEGEUNet:
         return self.group_norm(self.stage(x, block), norm)
 
     # ---- blocks ----------------------------------------------------------------------------
+    def xy_map(self, block: GHPA, hw: int, scale: np.ndarray | None = None):
+        """GHPA's (H, W) weight map times ``scale`` (per channel): computed in the graph from the
+        8x8 parameters where the map is larger (resize, depthwise conv, GELU, 1x1 conv: a few
+        tiny ops per inference instead of H x W x C stored weights), else a folded constant."""
+        tf = self.tf
+        params = _np(block.params_xy).transpose(0, 2, 3, 1)  # 1, 8, 8, c
+        c = params.shape[-1]
+        scale = np.ones(c, np.float32) if scale is None else scale
+        if not self.xy_maps_in_graph or hw * hw <= params.shape[1] * params.shape[2]:
+            return self.ghpa_maps(block, hw)[0] * scale
+        # + a zero that depends on the input, or the converter folds the map back into a constant
+        return self.seq(self.resize(tf.constant(params) + self._zero, hw), block.conv_xy,
+                        out_affine=(scale, np.zeros(c, np.float32)))
+
     def ghpa(self, x, block: GHPA, out_affine=None):
         tf = self.tf
         xy, zx, zy = self.ghpa_maps(block, int(x.shape[1]))
+        xy = self.xy_map(block, int(x.shape[1]))
         if isinstance(block.norm1, torch.nn.BatchNorm2d):
             return self.ghpa_bn(x, block, (xy, zx, zy), out_affine)
         x1, x2, x3, x4 = tf.split(self.layer_norm(x, block.norm1), 4, axis=-1)
@@ -249,7 +265,8 @@ class TFEGEUNet:
         s2, t2 = self.bn_affine(block.norm2)
         c = s2.shape[0] // 4
         x1, x2, x3, x4 = tf.split(x * s1 + t1, 4, axis=-1)
-        xy, zx, zy = (m * s2[i * c:(i + 1) * c] for i, m in enumerate(maps))
+        _, zx, zy = (m * s2[i * c:(i + 1) * c] for i, m in enumerate(maps))
+        xy = self.xy_map(block, int(x.shape[1]), s2[:c])
         x4 = self.seq(x4, block.dw, out_affine=(s2[3 * c:], t2[3 * c:]))
         shift = np.concatenate([t2[:3 * c], np.zeros(c, np.float32)])
         x = tf.concat([x1 * xy, x2 * zx, x3 * zy, x4], -1) + shift
@@ -348,6 +365,7 @@ class TFEGEUNet:
         # sensitivity report and the choice of what stays float work per block.
         tf, m = self.tf, self.model
         self.norm_weights = []  # this trace's
+        self._zero = pixels[:1, :1, :1, :1] * 0.0  # see xy_map
         with tf.name_scope("input"):
             x = self.normalise(pixels)
         skips, out = [], x
