@@ -57,10 +57,13 @@ class TFEGEUNet:
     """Callable TF graph ``pixels (1, S, S, 3) float32 in 0..255 -> logits (1, S, S, 1)``."""
 
     def __init__(self, model: EGEUNet, pre: Preprocessing, output: str = "logits",
-                 conv_norm_min_hw: int | None = CONV_NORM_MIN_HW, pool_before_norm_affine: bool = True) -> None:
+                 conv_norm_min_hw: int | None = CONV_NORM_MIN_HW, pool_before_norm_affine: bool = True,
+                 xy_maps_in_graph: bool = True) -> None:
         """``conv_norm_min_hw``: bridges on maps at least this wide get 1x1-conv LayerNorm
         statistics (None: none do); ``pool_before_norm_affine``: encoder GroupNorm affines after
-        the max-pool. Both default on; the full-integer export turns them off (measured)."""
+        the max-pool; ``xy_maps_in_graph``: GHPA (H, W) maps larger than their 8x8 parameters
+        computed in the graph (``xy_map``). The full-integer export turns the last two off
+        (measured: ``tflite_export.FULL_INT8_GRAPH``)."""
         from egeunet.native_logs import import_tensorflow
 
         tf = import_tensorflow()
@@ -71,7 +74,7 @@ class TFEGEUNet:
         self.output = output
         self.conv_norm_min_hw = conv_norm_min_hw
         self.pool_before_norm_affine = pool_before_norm_affine
-        self.xy_maps_in_graph = True
+        self.xy_maps_in_graph = xy_maps_in_graph
         self.mean = np.asarray(pre.mean, np.float32).reshape(1, 1, 1, 3)
         self.inv_std = (1.0 / np.asarray(pre.std, np.float64)).astype(np.float32).reshape(1, 1, 1, 3)
         self._ghpa_maps: dict[tuple[int, int], tuple] = {}
