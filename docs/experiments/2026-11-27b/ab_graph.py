@@ -1,7 +1,8 @@
 """A/B of the NHWC graph: egeunet/export/tf_graph.py at a git revision against the working tree,
-fp32 files converted in one process, interleaved p50 (1 thread), ops, bytes, max |logit diff|.
+fp32 files converted in one process (not compacted), interleaved p50 (1 thread), ops, bytes,
+XNNPACK partitions, max |logit diff|; WEIGHTS: egeunet (default) or egeunet-bn.
 
-    python docs/experiments/2026-11-27b/ab_graph.py REV [rounds]
+    python docs/experiments/2026-11-27b/ab_graph.py REV [rounds] [WEIGHTS]
 """
 import importlib.util
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egeunet.benchmarks.tflite_levers import _setup, interleaved_p50, iou_vs_torch
+from egeunet.benchmarks.tflite_levers import interleaved_p50, iou_vs_torch, partitions
 from egeunet.export import tflite_convert as tc
 from egeunet.export.tf_graph import TFEGEUNet as Current
 
@@ -30,11 +31,20 @@ def at_revision(rev):
 def main():
     rev = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 7
-    model, pre, _, images, ref = _setup(16)
+    weights = sys.argv[3] if len(sys.argv) > 3 else None
+    from egeunet.data import resolve_data_root
+    from egeunet.export.calibration import parity_images
+    from egeunet.export.verify import reference_logits
+    from egeunet.model.checkpoint import load_checkpoint
+
+    model, pre, _ = load_checkpoint(weights)
+    images, _ = parity_images(16, pre.size, resolve_data_root(None))
+    ref = reference_logits(model, images, pre)
     files = {f"{rev}": tc.float_model(at_revision(rev)(model, pre)), "working tree": tc.float_model(Current(model, pre))}
     ms = interleaved_p50(files, rounds=rounds)
     from egeunet.benchmarks.tflite_levers import _interp
-    print(f"| graph | bytes | ops | ms p50 | max abs logit diff vs torch (4 images) | IoU vs torch (16) |\n|---|---:|---:|---:|---:|---:|")
+    print("| graph | bytes | ops | XNNPACK partitions | ms p50 | max abs logit diff vs torch (4 images) "
+          "| IoU vs torch (16) |\n|---|---:|---:|---:|---:|---:|---:|")
     for n, b in files.items():
         it = _interp(b)
         d = 0.0
@@ -43,7 +53,7 @@ def main():
             it.invoke()
             d = max(d, float(np.abs(it.get_tensor(it.get_output_details()[0]["index"])[0, :, :, 0] - r).max()))
         ops = len(it._get_ops_details())
-        print(f"| {n} | {len(b):,} | {ops} | {ms[n]:.2f} | {d:.2e} | {iou_vs_torch(b, images, ref):.4f} |")
+        print(f"| {n} | {len(b):,} | {ops} | {partitions(b)} | {ms[n]:.2f} | {d:.2e} | {iou_vs_torch(b, images, ref):.4f} |")
 
 
 if __name__ == "__main__":

@@ -194,7 +194,7 @@ def main():
         for name, cls in variants.items():
             g = cls(model, pre)
             for prec, fn in (("fp32", tc.float_model), ("int8", tc.dynamic_range_model)):
-                raw = Path(tmp) / f"raw.tflite"
+                raw = Path(tmp) / "raw.tflite"
                 raw.write_bytes(fn(g))
                 out = Path(tmp) / f"{name}-{prec}.tflite".replace(" ", "_")
                 compact(raw, out)
