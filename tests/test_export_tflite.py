@@ -177,6 +177,11 @@ def test_compaction_shrinks_the_file_and_changes_no_output(tflite_exports, tmp_p
     assert np.array_equal(*outs)
     names = {t["name"] for t in it.get_tensor_details()}
     assert names == {"image", "logits", ""}, sorted(names)[:5]  # no names but the io ones
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    tensors = fu.read_model(str(again)).subgraphs[0].tensors
+    assert not any(t.hasRank for t in tensors if len(t.shape))  # flags a shape already implies
+    assert all(t.quantization is None or len(t.quantization.scale) for t in tensors)  # no empty tables
 
 
 def test_onnx2tf_route_still_converts_with_parity(isic_root, tmp_path):

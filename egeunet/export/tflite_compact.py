@@ -3,8 +3,8 @@
 A 53 k-parameter model is small enough that the flatbuffer's bookkeeping rivals its
 weights: the converter names every tensor after the TF ops fused into it (15 KB of
 strings here) and gives every activation tensor its own empty buffer entry. We
-- drop the empty quantization tables the converter gives float tensors, and the names of all
-  tensors but the input and output (the schema makes names optional;
+- drop the empty quantization tables the converter gives float tensors, the ``has_rank``
+  flags of tensors that have a shape, and the names of all tensors but the input and output (the schema makes names optional;
   LiteRT reports them as ""; runtimes, the Android app and our tools find tensors by index
   or by the io names). Short ids (``t17``) instead of no name cost 13.6 KB of the int8 file's
   199 KB (2026-11-27) and told a reader nothing;
@@ -102,6 +102,10 @@ def compact(src: Path, dst: Path, input_name: str = "image", output_name: str = 
             if q is not None and all(v is None or len(v) == 0 for v in (q.scale, q.zeroPoint, q.min, q.max)) \
                     and q.details is None:
                 t.quantization = None  # the converter gives float tensors an empty table
+            if t.shape is not None and len(t.shape) > 0:
+                # has_rank only tells a rank-0 shape from an unranked one; a tensor with a
+                # shape has its rank (files from converters older than the field lack it)
+                t.hasRank = False
             buf = model.buffers[t.buffer]
             if buf.data is None or len(buf.data) == 0:
                 t.buffer = 0

@@ -6,7 +6,8 @@ shipped weights: bytes after each step and whether the outputs stay bit-identica
 Steps: (1) the compaction before 2026-11-27: short ids ("t17") for tensor names, one empty buffer
 for activations, TensorFlow's writer; (2) no names but the io ones; (3) + every distinct vector and
 option/quantization table written once (``tflite_compact.write_shared``); (4) + the converter's
-empty quantization tables dropped (= ``tflite_compact.compact`` today).
+empty quantization tables dropped; (5) + no ``has_rank`` flag on tensors with a shape
+(= ``tflite_compact.compact`` today).
 """
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from egeunet.export.tflite_compact import compact, write_shared
 from egeunet.model.checkpoint import load_checkpoint
 
 
-def step(src, dst, names, shared, drop_empty):
+def step(src, dst, names, shared, drop_empty, drop_rank=False):
     model = fu.read_model(str(src))
     for g in model.subgraphs:
         io = {int(i): "image" for i in g.inputs} | {int(o): "logits" for o in g.outputs}
@@ -33,6 +34,8 @@ def step(src, dst, names, shared, drop_empty):
             q = t.quantization
             if drop_empty and q is not None and all(v is None or len(v) == 0 for v in (q.scale, q.zeroPoint, q.min, q.max)):
                 t.quantization = None
+            if drop_rank and t.shape is not None and len(t.shape) > 0:
+                t.hasRank = False
     used = sorted({t.buffer for g in model.subgraphs for t in g.tensors} | {0} | {m.buffer for m in model.metadata or []})
     remap = {old: new for new, old in enumerate(used)}
     model.buffers = [model.buffers[i] for i in used]
@@ -58,15 +61,16 @@ def outputs(path):
 weights = sys.argv[1] if len(sys.argv) > 1 else None
 model, pre, _ = load_checkpoint(weights)
 tmp = Path(tempfile.mkdtemp())
-print("| file | converted | (1) short names | (2) no names | (3) + shared vectors and tables | (4) + no empty quantization tables | = compact() | outputs equal |")
-print("|---|---:|---:|---:|---:|---:|---:|---|")
+print("| file | converted | (1) short names | (2) no names | (3) + shared vectors and tables | (4) + no empty quantization tables | (5) + no has_rank | = compact() | outputs equal |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for prec, fn in (("fp32", tc.float_model), ("int8 (before int8 storage)", tc.dynamic_range_model)):
     raw = tmp / "raw.tflite"
     raw.write_bytes(fn(TFEGEUNet(model, pre)))
     sizes, outs = [], [outputs(raw)]
-    for k, (names, shared, drop) in enumerate(((True, False, False), (False, False, False), (False, True, False), (False, True, True))):
+    for k, flags in enumerate(((True, False, False), (False, False, False), (False, True, False), (False, True, True),
+                               (False, True, True, True))):
         dst = tmp / f"s{k}.tflite"
-        step(raw, dst, names, shared, drop)
+        step(raw, dst, *flags)
         sizes.append(dst.stat().st_size)
         outs.append(outputs(dst))
     compact(raw, tmp / "c.tflite")
