@@ -203,9 +203,7 @@ def test_nhwc_graph_follows_every_config(overrides):
     weights and norms perturbed so every affine matters; a 128x128 input."""
     import torch
 
-    from egeunet.export.tf_graph import TFEGEUNet
     from egeunet.model import egeunet
-    from egeunet.preprocess import Preprocessing
 
     torch.manual_seed(0)
     model = egeunet(**overrides).eval()
@@ -213,15 +211,24 @@ def test_nhwc_graph_follows_every_config(overrides):
         for name, p in model.named_parameters():
             if "norm" in name or name.endswith(("weight", "bias")) and p.ndim == 1:
                 p.add_(0.3 * torch.randn_like(p))
+    got, ref, _ = _graph_and_torch_logits(model, seed=0)
+    assert np.abs(got - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
+
+
+def _graph_and_torch_logits(model, seed: int):
+    """(TF graph logits, PyTorch logits, the graph) for two random 128x128 pixel images."""
+    import torch
+
+    from egeunet.export.tf_graph import TFEGEUNet
+    from egeunet.preprocess import Preprocessing
+
     pre = Preprocessing(size=128, mean=(181.0, 146.0, 133.0), std=(38.0, 43.0, 46.0))
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, (2, 128, 128, 3)).astype(np.float32)
+    pixels = np.random.default_rng(seed).integers(0, 256, (2, 128, 128, 3)).astype(np.float32)
     x = torch.from_numpy((pixels - np.array(pre.mean, np.float32)) / np.array(pre.std, np.float32)).permute(0, 3, 1, 2)
     with torch.no_grad():
         ref = model(x)[:, 0].numpy()
     graph = TFEGEUNet(model, pre)
-    got = np.concatenate([graph(p[None]).numpy()[..., 0] for p in pixels])
-    assert np.abs(got - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
+    return np.concatenate([graph(p[None]).numpy()[..., 0] for p in pixels]), ref, graph
 
 
 def test_nhwc_graph_pools_before_the_group_norm_affine_whatever_its_sign():
@@ -231,9 +238,8 @@ def test_nhwc_graph_pools_before_the_group_norm_affine_whatever_its_sign():
     the 64x64 map, the MEAN-based ones below it; all within float rounding of PyTorch."""
     import torch
 
-    from egeunet.export.tf_graph import CONV_NORM_MIN_HW, TFEGEUNet
+    from egeunet.export.tf_graph import CONV_NORM_MIN_HW
     from egeunet.model import egeunet
-    from egeunet.preprocess import Preprocessing
 
     torch.manual_seed(1)
     model = egeunet().eval()
@@ -243,15 +249,9 @@ def test_nhwc_graph_pools_before_the_group_norm_affine_whatever_its_sign():
             gn.weight[: gn.num_channels // 4] = -gn.weight[: gn.num_channels // 4].abs()  # group 0 all negative
             gn.bias.uniform_(-0.5, 0.5)
     assert all((gn.weight < 0).any() and (gn.weight > 0).any() for gn in model.encoder_norms)
-    pre = Preprocessing(size=128, mean=(181.0, 146.0, 133.0), std=(38.0, 43.0, 46.0))
-    pixels = np.random.default_rng(1).integers(0, 256, (2, 128, 128, 3)).astype(np.float32)
-    x = torch.from_numpy((pixels - np.array(pre.mean, np.float32)) / np.array(pre.std, np.float32)).permute(0, 3, 1, 2)
-    with torch.no_grad():
-        ref = model(x)[:, 0].numpy()
-    graph = TFEGEUNet(model, pre)
-    got = np.concatenate([graph(p[None]).numpy()[..., 0] for p in pixels])
+    got, ref, graph = _graph_and_torch_logits(model, seed=1)
     assert np.abs(got - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
-    # gab4 (the 64x64 skip of a 128x128 input) took the conv path: its two centring matrices
+    # gab4 (the 64x64 skip of a 128x128 input) took the conv path: its centring matrix (17 in, 20 out)
     assert CONV_NORM_MIN_HW == 64 and any(w.shape == (20, 1, 1, 17) for w in graph.norm_weights)
 
 

@@ -5,7 +5,9 @@ graph means, so the .tflite it writes has ~1,200 ops (every channels-first Layer
 ~9 elementwise ops plus transposes, exact GELU a 10-op polynomial), and its int8 file is
 larger and slower than the fp32 one. Written here by hand, in the layout TFLite runs:
 - GELU is TFLite's own GELU op (exact, not the tanh form);
-- the GHPA weight maps, which do not depend on the input, are folded into constants;
+- the GHPA weight maps, which do not depend on the input, are folded into constants, except
+  the (H, W) maps larger than their 8x8 parameters: those are computed in the graph from the
+  parameters (``xy_map``: a few tiny ops instead of H x W x C stored weights);
 - a norm's affine folds into the next 1x1 conv where that is exact (GAB's tail) and
   GroupNorm's per-channel scale multiplies the small statistics, not the feature map;
 - GroupNorm's group statistics come from 1x1 convs of the per-channel statistics (no
@@ -24,13 +26,13 @@ larger and slower than the fp32 one. Written here by hand, in the layout TFLite 
   65,536 values loses float32 accuracy that PyTorch's kernels keep (see ``spatial_mean``);
 - the normalisation of pixels is the graph's first op, so every file takes pixels: a 1x1
   conv (diagonal 1/std, bias -mean/std), because XNNPACK's SUB and MUL broadcasting a
-  3-channel constant are slow (0.53 ms of the first 0.91 ms at 256x256; the conv: 0.07 ms);
+  3-channel constant are slow (0.908 -> 0.448 ms for normalisation + first conv at 256x256);
 - EGE-UNet-BN (``norms="batch"``): every BatchNorm is a per-channel affine at inference.
   Where a conv precedes it, it folds into that conv's output (always exact); into a conv
   that follows, only the scale folds (a shift would meet the zero padding), except for 1x1
-  convs; into GHPA's constant weight maps the scale folds too. What is left is one ADD
-  (GHPA's second norm), one MUL + ADD (its first, after a GELU) and one MUL + ADD per
-  bridge, instead of ~9 ops per LayerNorm.
+  convs; into GHPA's weight maps the scale folds too. What is left is one ADD (GHPA's
+  second norm), one MUL + ADD (its first, after a GELU) and, per bridge, one 1x1 conv (maps
+  of 64x64 and more) or one MUL + ADD, instead of ~9 ops per LayerNorm.
 
 The function is the PyTorch model's to float rounding: ``tests/test_export_tflite.py``
 checks it against PyTorch on real images (<= 1e-4 in logits).
@@ -252,15 +254,15 @@ class TFEGEUNet:
 
     def ghpa(self, x, block: GHPA, out_affine=None):
         tf = self.tf
-        xy, zx, zy = self.ghpa_maps(block, int(x.shape[1]))
-        xy = self.xy_map(block, int(x.shape[1]))
+        _, zx, zy = self.ghpa_maps(block, int(x.shape[1]))
         if isinstance(block.norm1, torch.nn.BatchNorm2d):
-            return self.ghpa_bn(x, block, (xy, zx, zy), out_affine)
+            return self.ghpa_bn(x, block, (zx, zy), out_affine)
+        xy = self.xy_map(block, int(x.shape[1]))
         x1, x2, x3, x4 = tf.split(self.layer_norm(x, block.norm1), 4, axis=-1)
         x = tf.concat([x1 * xy, x2 * zx, x3 * zy, self.seq(x4, block.dw)], -1)
         return self.seq(self.layer_norm(x, block.norm2), block.ldw, out_affine=out_affine)
 
-    def ghpa_bn(self, x, block: GHPA, maps, out_affine):
+    def ghpa_bn(self, x, block: GHPA, zx_zy, out_affine):
         """GHPA of EGE-UNet-BN: norm1 is a MUL + ADD; norm2's scale folds into the weight maps
         and into the x4 branch's last conv (with its shift), its other shifts are one ADD."""
         tf = self.tf
@@ -268,7 +270,7 @@ class TFEGEUNet:
         s2, t2 = self.bn_affine(block.norm2)
         c = s2.shape[0] // 4
         x1, x2, x3, x4 = tf.split(x * s1 + t1, 4, axis=-1)
-        _, zx, zy = (m * s2[i * c:(i + 1) * c] for i, m in enumerate(maps))
+        zx, zy = (m * s2[i * c:(i + 1) * c] for i, m in enumerate(zx_zy, start=1))
         xy = self.xy_map(block, int(x.shape[1]), s2[:c])
         x4 = self.seq(x4, block.dw, out_affine=(s2[3 * c:], t2[3 * c:]))
         shift = np.concatenate([t2[:3 * c], np.zeros(c, np.float32)])

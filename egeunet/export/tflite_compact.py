@@ -1,21 +1,22 @@
 """Smaller .tflite flatbuffers without touching a single computed value.
 
 A 53 k-parameter model is small enough that the flatbuffer's bookkeeping rivals its
-weights: the converter names every tensor after the TF ops fused into it (15 KB of
-strings here) and gives every activation tensor its own empty buffer entry. We
-- drop the empty quantization tables the converter gives float tensors, the ``has_rank``
-  flags of tensors that have a shape, and the names of all tensors but the input and output (the schema makes names optional;
-  LiteRT reports them as ""; runtimes, the Android app and our tools find tensors by index
-  or by the io names). Short ids (``t17``) instead of no name cost 13.6 KB of the int8 file's
+weights: the converter names every tensor after the TF ops fused into it, gives every
+activation tensor its own empty buffer entry and every float tensor an empty quantization
+table, and TensorFlow's writer repeats each shape and option table per tensor and op. We
+- drop the names of all tensors but the input and output (names are optional in the schema;
+  LiteRT reports them as ""; runtimes, the Android app and our tools find tensors by index or
+  by the io names). Short ids (``t17``) instead of no name cost 13.6 KB of the int8 file's
   199 KB (2026-11-27) and told a reader nothing;
-- point every tensor whose buffer holds no data at the shared empty buffer 0 and drop
-  the buffers nothing uses any more;
-- write every distinct vector once (``write_shared``): the object API writes a tensor's
-  shape, a quantization's zero points and so on once per table, while a flatbuffer may
-  point any number of tables at one vector. Hundreds of tensors share a few shapes.
-  Constants' bytes are not shared: two weights with equal values keep their own memory, so
-  no runtime can see one tensor's data aliased to another's.
-Read with TensorFlow's own ``flatbuffer_utils`` (the schema's object API).
+- drop the empty quantization tables, and the ``has_rank`` flags of tensors that have a shape;
+- point every tensor whose buffer holds no data at the shared empty buffer 0 and drop the
+  buffers nothing uses any more;
+- write every distinct vector and every distinct option or quantization table once
+  (``write_shared``): a flatbuffer may point any number of tables at one vector, and hundreds
+  of tensors share a few shapes. Constants' bytes are not shared: two weights with equal
+  values keep their own memory, so no runtime sees one tensor's data aliased to another's.
+Measured step by step in ``docs/experiments/2026-11-27b/compaction_levers.py``; read with
+TensorFlow's own ``flatbuffer_utils`` (the schema's object API).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def write_shared(model, dst: Path) -> None:
         g.inputs, g.outputs = as_array(g.inputs, np.int32), as_array(g.outputs, np.int32)
         for op in g.operators:
             op.inputs, op.outputs = as_array(op.inputs, np.int32), as_array(op.outputs, np.int32)
+
     class SharedVectors(flatbuffers.Builder):
         __slots__ = ("written",)
 
@@ -60,7 +62,8 @@ def write_shared(model, dst: Path) -> None:
     builder = SharedVectors(1024)
     builder.written = {}
     # small tables too: every op's options table and every tensor's quantization table is
-    # written once per distinct content (most ops share a handful of option sets)
+    # written once per distinct content (most ops share a handful of option sets). The object
+    # API packs nested tables itself, so their Pack methods are wrapped for this one call.
     from tensorflow.lite.python import schema_py_generated as schema
 
     shared = [c for n, c in vars(schema).items() if n.endswith("OptionsT") or n == "QuantizationParametersT"]
