@@ -160,14 +160,15 @@ def lattice_int8(values, axis: int):
     return q.astype(np.int8), step.astype(np.float32)
 
 
-def add_int8_tensor(model, g, values, axis: int, name: str, exact: bool = False) -> int:
+def add_int8_tensor(model, g, values, axis: int, name: str, quantized=None) -> int:
     """Append ``values`` to subgraph ``g`` of ``model`` (flatbuffer object API) as a per-channel
     int8 constant quantized along ``axis``, with its own buffer; returns its tensor index.
-    ``exact``: on the values' own lattice (:func:`lattice_int8`), which must exist."""
+    ``quantized``: (int8 values, scales) already computed (e.g. :func:`lattice_int8`'s), else
+    :func:`per_channel_int8`'s."""
     import numpy as np
     from tensorflow.lite.python import schema_py_generated as schema  # `model` came from TensorFlow's reader
 
-    q, scale = lattice_int8(values, axis) if exact else per_channel_int8(values, axis)
+    q, scale = quantized if quantized is not None else per_channel_int8(values, axis)
     t = schema.TensorT()
     t.shape, t.type, t.name = list(values.shape), schema.TensorType.INT8, name.encode()
     t.quantization = schema.QuantizationParametersT()
@@ -290,11 +291,15 @@ def float_weights_to_int8(src: Path, dst: Path, min_elements: int = 64, keep=(),
             values = np.frombuffer(bytes(buf.data), np.float32).reshape(t.shape)
             # channel axis: last for (1, h, w, C) maps and depthwise kernels, first for (O, kh, kw, I) kernels
             axis = 3 if t.shape[0] == 1 else 0
-            exact = _matches(values, keep)
-            if exact and lattice_int8(values, axis) is None \
-                    or not exact and int8_slice_error(values, axis) > max_slice_error:
+            if _matches(values, keep):  # norm statistics: on their lattice, or not at all
+                quantized = lattice_int8(values, axis)
+                if quantized is None:
+                    continue
+            elif int8_slice_error(values, axis) > max_slice_error:
                 continue
-            qk = add_int8_tensor(model, g, values, axis, f"q{k}", exact=exact)
+            else:
+                quantized = None  # the max/127 grid
+            qk = add_int8_tensor(model, g, values, axis, f"q{k}", quantized)
             buf.data, t.buffer = None, 0  # the float32 tensor is now the DEQUANTIZE output
             op = schema.OperatorT()
             op.opcodeIndex, op.inputs, op.outputs = deq, np.array([qk], np.int32), np.array([k], np.int32)
