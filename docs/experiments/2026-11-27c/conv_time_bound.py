@@ -101,14 +101,21 @@ for _ in range(7):
         t0 = time.perf_counter()
         eager._run(x_eager)
         times["PyTorch eager"].append((time.perf_counter() - t0) * 1000)
+
+
+def report(values: dict, column: str, fmt) -> None:
+    """The table of ``values`` and the bounds they give (``fmt`` writes one value)."""
+    print(f"\n| model | {column} |\n|---|---:|")
+    for n, v in values.items():
+        print(f"| {n} | {fmt(v)} |")
+    rest = values["file fp32"] - values["convs fp32"]
+    print(f"\nfp32 file without its convolutions: {fmt(rest)}; int8/fp32 if every conv ran as full int8 and the "
+          f"rest stayed float: {(rest + values['convs full int8']) / values['file fp32']:.2f}x; if convs were free: "
+          f"{rest / values['file fp32']:.2f}x")
+
+
 ms = {n: float(np.median(v)) for n, v in times.items()}
-print("| model | ms p50 |\n|---|---:|")
-for n, v in ms.items():
-    print(f"| {n} | {v:.2f} |")
-rest = ms["file fp32"] - ms["convs fp32"]
-print(f"\nfp32 file without its convolutions: {rest:.2f} ms; int8/fp32 if every conv ran as full int8 "
-      f"and the rest stayed float: {(rest + ms['convs full int8']) / ms['file fp32']:.2f}x; if convs were free: "
-      f"{rest / ms['file fp32']:.2f}x")
+report(ms, "ms p50", lambda v: f"{v:.2f} ms")
 print(f"fp32 file / eager {ms['file fp32'] / ms['PyTorch eager']:.2f}x; its convolutions alone / eager "
       f"{ms['convs fp32'] / ms['PyTorch eager']:.2f}x")
 
@@ -126,10 +133,4 @@ if cpu:
             path.write_bytes(blob)
             shape = its[name].get_input_details()[0]["shape"]
             counts[name] = emulate.count_instructions(lab, cpu, path, np.zeros((1, *shape), np.float32))["per_inference"]["total"]
-    print(f"\n| model | {cpu} instructions / inference |\n|---|---:|")
-    for n, v in counts.items():
-        print(f"| {n} | {v / 1e6:.1f} M |")
-    rest = counts["file fp32"] - counts["convs fp32"]
-    print(f"\nfp32 file without its convolutions: {rest / 1e6:.1f} M; int8/fp32 if every conv ran as full int8 and the "
-          f"rest stayed float: {(rest + counts['convs full int8']) / counts['file fp32']:.2f}x; if convs were free: "
-          f"{rest / counts['file fp32']:.2f}x")
+    report(counts, f"{cpu} instructions / inference", lambda v: f"{v / 1e6:.1f} M")
