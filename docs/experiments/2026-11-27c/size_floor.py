@@ -22,9 +22,10 @@ weights = sys.argv[2] if len(sys.argv) > 2 else None
 
 
 def size(model) -> int:
-    p = Path(tempfile.mkdtemp()) / "m.tflite"
-    write_shared(copy.deepcopy(model), p)
-    return p.stat().st_size
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "m.tflite"
+        write_shared(copy.deepcopy(model), p)
+        return p.stat().st_size
 
 
 m = fu.read_model(src)
